@@ -1,0 +1,239 @@
+// Package activities holds every side effect the workflows need: database
+// writes, routing claims, provider sends. Each activity is idempotent.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/dispatch"
+	"github.com/omnichat/omnichat/models"
+)
+
+// Error types; the workflows and the API read them (they match workflows' contract).
+const (
+	errConflict      = "Conflict"
+	errNotFound      = "NotFound"
+	errInvalid       = "Invalid"
+	errPermanentSend = "PermanentSendFailure"
+)
+
+// Kicker asks the dispatcher to run.
+type Kicker interface {
+	Kick(ctx context.Context) error
+}
+
+// Activities holds the dependencies of every activity.
+type Activities struct {
+	Store      *models.Store
+	Providers  *channels.Registry
+	Dispatcher *dispatch.Dispatcher
+	Kicker     Kicker
+	Logger     *slog.Logger
+}
+
+// domainError turns a domain error into a non-retryable application error the
+// workflow and the API understand; other errors stay retryable.
+func domainError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, models.ErrConflict):
+		return temporal.NewNonRetryableApplicationError(err.Error(), errConflict, nil)
+	case errors.Is(err, models.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), errNotFound, nil)
+	case errors.Is(err, models.ErrInvalid):
+		return temporal.NewNonRetryableApplicationError(err.Error(), errInvalid, nil)
+	}
+	return err
+}
+
+func parseID(field, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s %q is not a UUID", field, s), errInvalid, nil)
+	}
+	return id, nil
+}
+
+// IngestRequest is one inbound message for a chat.
+type IngestRequest struct {
+	ChatID         string
+	OpenChat       bool
+	WorkflowID     string
+	ChannelID      string
+	ConversationID string
+	ExternalID     string
+	SenderID       string
+	SenderName     string
+	Text           string
+	SentAt         time.Time
+}
+
+// IngestResult tells the workflow about the message and its chat.
+type IngestResult struct {
+	Duplicate         bool
+	Stored            bool
+	ChatID            string
+	ContactID         string
+	QueueID           string
+	RoutingRule       string
+	CompletionTimeout time.Duration
+}
+
+// Ingest stores an inbound message once, opening the chat if needed.
+func (a *Activities) Ingest(ctx context.Context, r IngestRequest) (IngestResult, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	channelID, err := parseID("channel", r.ChannelID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	res, err := a.Store.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID,
+		ChannelID: channelID, ConversationID: r.ConversationID, SenderID: r.SenderID, SenderName: r.SenderName,
+		ExternalMessageID: r.ExternalID, Text: r.Text, SentAt: r.SentAt})
+	if err != nil {
+		return IngestResult{}, domainError(err)
+	}
+	out := IngestResult{Duplicate: res.Duplicate, Stored: res.Stored}
+	if !res.Duplicate {
+		out.ChatID = res.Chat.ChatID.String()
+		out.ContactID = res.Chat.ContactID.String()
+		out.QueueID = res.Chat.QueueID.String()
+		out.RoutingRule = res.Chat.RoutingRule
+		out.CompletionTimeout = res.Chat.CompletionTimeout
+	}
+	return out, nil
+}
+
+// ChatAgent names a chat and an agent.
+type ChatAgent struct {
+	ChatID  string
+	AgentID string
+}
+
+func (r ChatAgent) ids() (uuid.UUID, uuid.UUID, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	agentID, err := parseID("agent", r.AgentID)
+	return chatID, agentID, err
+}
+
+// Accept claims the chat for the agent within their capacity.
+func (a *Activities) Accept(ctx context.Context, r ChatAgent) error {
+	chatID, agentID, err := r.ids()
+	if err != nil {
+		return err
+	}
+	return domainError(a.Store.Accept(ctx, chatID, agentID))
+}
+
+// ExpireOffer takes back an unaccepted offer and sets the agent Inactive.
+func (a *Activities) ExpireOffer(ctx context.Context, r ChatAgent) (bool, error) {
+	chatID, agentID, err := r.ids()
+	if err != nil {
+		return false, err
+	}
+	ok, err := a.Store.ExpireOffer(ctx, chatID, agentID)
+	return ok, domainError(err)
+}
+
+// CloseRequest closes a chat.
+type CloseRequest struct {
+	ChatID string
+	Reason string
+}
+
+// CloseChat records the close.
+func (a *Activities) CloseChat(ctx context.Context, r CloseRequest) error {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return err
+	}
+	return domainError(a.Store.CloseChat(ctx, chatID, r.Reason))
+}
+
+// TransferToQueueRequest moves a chat to a queue.
+type TransferToQueueRequest struct {
+	ChatID  string
+	QueueID string
+}
+
+// QueueInfo is what the chat learns about its new queue.
+type QueueInfo struct {
+	QueueID           string
+	RoutingRule       string
+	CompletionTimeout time.Duration
+}
+
+// TransferToQueue moves the chat, which then waits to be routed afresh.
+func (a *Activities) TransferToQueue(ctx context.Context, r TransferToQueueRequest) (QueueInfo, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	queueID, err := parseID("queue", r.QueueID)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	info, err := a.Store.TransferToQueue(ctx, chatID, queueID)
+	if err != nil {
+		return QueueInfo{}, domainError(err)
+	}
+	return QueueInfo{QueueID: info.QueueID.String(), RoutingRule: info.RoutingRule, CompletionTimeout: info.CompletionTimeout}, nil
+}
+
+// TransferToAgent hands the chat to another agent of its queue.
+func (a *Activities) TransferToAgent(ctx context.Context, r ChatAgent) error {
+	chatID, agentID, err := r.ids()
+	if err != nil {
+		return err
+	}
+	return domainError(a.Store.TransferToAgent(ctx, chatID, agentID))
+}
+
+// KickDispatch asks the dispatcher to offer waiting chats.
+func (a *Activities) KickDispatch(ctx context.Context) error {
+	return a.Kicker.Kick(ctx)
+}
+
+// pendingOffer is heartbeated so a retry re-delivers offers it already recorded.
+type pendingOffer struct {
+	Offers        []models.Offer
+	AcceptTimeout time.Duration
+}
+
+// Dispatch offers waiting chats to free agents and notifies their workflows.
+// It returns how many offers it made.
+func (a *Activities) Dispatch(ctx context.Context) (int, error) {
+	if activity.HasHeartbeatDetails(ctx) {
+		var p pendingOffer
+		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && len(p.Offers) > 0 {
+			if err := a.Dispatcher.Notify(ctx, p.Offers, p.AcceptTimeout); err != nil {
+				return 0, err
+			}
+		}
+	}
+	offers, acceptTimeout, err := a.Dispatcher.Assign(ctx)
+	if err != nil {
+		return 0, err
+	}
+	activity.RecordHeartbeat(ctx, pendingOffer{Offers: offers, AcceptTimeout: acceptTimeout})
+	if err := a.Dispatcher.Notify(ctx, offers, acceptTimeout); err != nil {
+		return 0, err
+	}
+	activity.RecordHeartbeat(ctx, pendingOffer{})
+	return len(offers), nil
+}

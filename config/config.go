@@ -1,0 +1,111 @@
+// Package config loads omnichat's typed configuration from the environment, once.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting omnichat reads from the environment.
+type Config struct {
+	HTTPAddr          string
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+	LogLevel          slog.Level
+	LogFormat         string
+	MaxBodyBytes      int64
+	RateLimitPerToken float64
+	WebhookRateLimit  float64
+	StickyCacheSize   int
+	ShutdownTimeout   time.Duration
+}
+
+// Var documents one environment variable; the README table and --help come from this list.
+type Var struct {
+	Name, Default, Description string
+}
+
+// Vars lists the environment variables omnichat reads.
+var Vars = []Var{
+	{"OMNICHAT_HTTP_ADDR", ":8080", "Address the API listens on."},
+	{"OMNICHAT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/omnichat?sslmode=disable", "PostgreSQL connection URL. `migrate` creates the database if it is missing."},
+	{"OMNICHAT_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port."},
+	{"OMNICHAT_TEMPORAL_NAMESPACE", "default", "Temporal namespace."},
+	{"OMNICHAT_TASK_QUEUE", "omnichat", "Temporal task queue of the chat workflows and their activities."},
+	{"OMNICHAT_LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"OMNICHAT_LOG_FORMAT", "text", "text or json."},
+	{"OMNICHAT_MAX_BODY_BYTES", "1048576", "Largest request body accepted, in bytes; larger bodies get 413."},
+	{"OMNICHAT_RATE_LIMIT", "50", "Requests per second allowed per API token (burst twice that); over it, 429."},
+	{"OMNICHAT_WEBHOOK_RATE_LIMIT", "500", "Webhook requests per second allowed per channel, checked before any database or Temporal work."},
+	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks."},
+	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
+}
+
+func get(name string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
+}
+
+// Load reads and validates the environment.
+func Load() (Config, error) {
+	c := Config{
+		HTTPAddr:          get("OMNICHAT_HTTP_ADDR"),
+		DatabaseURL:       get("OMNICHAT_DATABASE_URL"),
+		TemporalAddress:   get("OMNICHAT_TEMPORAL_ADDRESS"),
+		TemporalNamespace: get("OMNICHAT_TEMPORAL_NAMESPACE"),
+		TaskQueue:         get("OMNICHAT_TASK_QUEUE"),
+		LogFormat:         strings.ToLower(get("OMNICHAT_LOG_FORMAT")),
+	}
+	var errs []string
+	if err := c.LogLevel.UnmarshalText([]byte(get("OMNICHAT_LOG_LEVEL"))); err != nil {
+		errs = append(errs, "OMNICHAT_LOG_LEVEL: "+err.Error())
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, "OMNICHAT_LOG_FORMAT must be text or json")
+	}
+	var err error
+	if c.MaxBodyBytes, err = strconv.ParseInt(get("OMNICHAT_MAX_BODY_BYTES"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
+		errs = append(errs, "OMNICHAT_MAX_BODY_BYTES must be a whole number of at least 1024")
+	}
+	if c.RateLimitPerToken, err = strconv.ParseFloat(get("OMNICHAT_RATE_LIMIT"), 64); err != nil || c.RateLimitPerToken <= 0 {
+		errs = append(errs, "OMNICHAT_RATE_LIMIT must be a positive number")
+	}
+	if c.WebhookRateLimit, err = strconv.ParseFloat(get("OMNICHAT_WEBHOOK_RATE_LIMIT"), 64); err != nil || c.WebhookRateLimit <= 0 {
+		errs = append(errs, "OMNICHAT_WEBHOOK_RATE_LIMIT must be a positive number")
+	}
+	if c.StickyCacheSize, err = strconv.Atoi(get("OMNICHAT_STICKY_CACHE_SIZE")); err != nil || c.StickyCacheSize < 0 {
+		errs = append(errs, "OMNICHAT_STICKY_CACHE_SIZE must be a whole number")
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(get("OMNICHAT_SHUTDOWN_TIMEOUT")); err != nil || c.ShutdownTimeout <= 0 {
+		errs = append(errs, "OMNICHAT_SHUTDOWN_TIMEOUT must be a Go duration such as 20s")
+	}
+	if c.DatabaseURL == "" || c.TemporalAddress == "" || c.TaskQueue == "" {
+		errs = append(errs, "OMNICHAT_DATABASE_URL, OMNICHAT_TEMPORAL_ADDRESS and OMNICHAT_TASK_QUEUE must not be empty")
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// Logger builds the process logger.
+func (c Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

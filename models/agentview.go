@@ -1,0 +1,111 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ChatRow is a chat as an agent lists it.
+type ChatRow struct {
+	Chat
+	ContactName    string
+	ChannelName    string
+	Provider       string
+	QueueName      string
+	RoutingRule    string
+	UnreadMessages int
+}
+
+// ChatFilter selects an agent's chats.
+type ChatFilter struct {
+	Status string
+	// Before is a cursor: only chats with a smaller seq.
+	Before int64
+	Limit  int
+}
+
+// canTakeNew reports whether the agent is Active and below SimultaneousChats,
+// the condition for seeing unassigned chats of all_agents queues.
+func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error) {
+	u, err := s.GetUser(ctx, agentID)
+	if err != nil {
+		return false, err
+	}
+	if u.Status != AgentActive {
+		return false, nil
+	}
+	rs, err := s.GetRoutingSettings(ctx)
+	if err != nil {
+		return false, err
+	}
+	load, err := agentLoad(s.db.WithContext(ctx), agentID)
+	return load < rs.SimultaneousChats, err
+}
+
+// visibleSQL is the condition for a chat c to appear in an agent's list: their
+// own chats, and the waiting chats of their all_agents queues while they can take one.
+const visibleSQL = `(c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
+	AND c.queue_id IN (` + agentQueuesSQL + `)))`
+
+const chatRowSelect = `SELECT c.*, ct.name AS contact_name, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
+	(SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
+	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages
+	FROM chats c JOIN contacts ct ON ct.id = c.contact_id JOIN channels ch ON ch.id = c.channel_id JOIN queues q ON q.id = c.queue_id`
+
+// ListAgentChats lists the chats an agent sees, newest first.
+func (s *Store) ListAgentChats(ctx context.Context, agentID uuid.UUID, f ChatFilter) ([]ChatRow, error) {
+	take, err := s.canTakeNew(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	args := map[string]any{"agent": agentID, "take": take, "status": f.Status, "before": f.Before, "limit": f.Limit}
+	var rows []ChatRow
+	err = s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE `+visibleSQL+`
+		AND (@status = '' OR c.status = @status) AND (@before = 0 OR c.seq < @before)
+		ORDER BY c.seq DESC LIMIT @limit`, args).Scan(&rows).Error
+	return rows, err
+}
+
+// AgentChat loads a chat for an agent: found only when the chat is theirs or
+// belongs to a queue they serve; otherwise ErrNotFound, so IDs do not leak.
+func (s *Store) AgentChat(ctx context.Context, agentID, chatID uuid.UUID) (*ChatRow, error) {
+	var row ChatRow
+	err := s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE c.id = @chat AND (c.agent_id = @agent OR c.queue_id IN (`+agentQueuesSQL+`))`,
+		map[string]any{"agent": agentID, "chat": chatID}).Scan(&row).Error
+	if err != nil {
+		return nil, err
+	}
+	if row.ID == uuid.Nil {
+		return nil, fmt.Errorf("chat: %w", ErrNotFound)
+	}
+	return &row, nil
+}
+
+// ChatMessages pages a chat's messages oldest first, after a seq cursor.
+func (s *Store) ChatMessages(ctx context.Context, chatID uuid.UUID, after int64, limit int) ([]Message, error) {
+	var ms []Message
+	err := s.db.WithContext(ctx).Where("chat_id = ? AND seq > ?", chatID, after).Order("seq").Limit(limit).Find(&ms).Error
+	return ms, err
+}
+
+// MarkRead marks every message of a chat as read by its agent.
+func (s *Store) MarkRead(ctx context.Context, chatID uuid.UUID) error {
+	return s.db.WithContext(ctx).Model(&Chat{}).Where("id = ?", chatID).Update("agent_read_at", time.Now().UTC()).Error
+}
+
+// UnreadCounts counts the open chats an agent sees that have unread inbound
+// messages, and those messages.
+func (s *Store) UnreadCounts(ctx context.Context, agentID uuid.UUID) (chats, messages int, err error) {
+	take, err := s.canTakeNew(ctx, agentID)
+	if err != nil {
+		return 0, 0, err
+	}
+	var r struct{ Chats, Messages int }
+	err = s.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE unread_messages > 0) AS chats, COALESCE(sum(unread_messages), 0) AS messages
+		FROM (`+chatRowSelect+` WHERE `+visibleSQL+` AND c.status <> 'closed') v`,
+		map[string]any{"agent": agentID, "take": take}).Scan(&r).Error
+	return r.Chats, r.Messages, err
+}

@@ -1,0 +1,165 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// System setting codes.
+const (
+	SettingAcceptTimeout     = "OmniChatOperatorAcceptChatTimeout"
+	SettingSimultaneousChats = "SimultaneousChats"
+	SettingSiteURL           = "SiteUrl"
+	SettingNotificationSound = "OmniChatNotificationSound"
+)
+
+// SettingDef describes one system setting.
+type SettingDef struct {
+	Code        string
+	Kind        string // minutes, integer, url, file
+	Default     string
+	Description string
+}
+
+// SettingDefs lists the system settings in a stable order.
+var SettingDefs = []SettingDef{
+	{SettingAcceptTimeout, "minutes", "5", "Minutes an agent has to accept an offered chat before it goes to the next agent and the agent becomes inactive. Decimals allowed."},
+	{SettingSimultaneousChats, "integer", "2", "Most chats one agent handles at once, across all channels (in progress plus pending offers)."},
+	{SettingSiteURL, "url", "", "Public base URL of omnichat; messenger webhooks are registered under it."},
+	{SettingNotificationSound, "file", "", "Audio file agents' panels play on a new chat; empty means the built-in sound."},
+}
+
+// SettingDefByCode finds a setting definition.
+func SettingDefByCode(code string) (SettingDef, bool) {
+	for _, d := range SettingDefs {
+		if d.Code == code {
+			return d, true
+		}
+	}
+	return SettingDef{}, false
+}
+
+// ValidateSetting checks a value against its setting's kind and returns it normalised.
+func ValidateSetting(def SettingDef, v string) (string, error) {
+	switch def.Kind {
+	case "minutes":
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || math.IsInf(f, 0) || f > 60*24*30 {
+			return "", fmt.Errorf("%s must be a positive number of minutes (decimals allowed): %w", def.Code, ErrInvalid)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
+	case "integer":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return "", fmt.Errorf("%s must be a whole number from 1 to 1000: %w", def.Code, ErrInvalid)
+		}
+		return strconv.Itoa(n), nil
+	case "url":
+		if v == "" {
+			return v, nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "", fmt.Errorf("%s must be an absolute http(s) URL: %w", def.Code, ErrInvalid)
+		}
+		return v, nil
+	default:
+		return "", fmt.Errorf("%s is a file; upload it with its media type: %w", def.Code, ErrInvalid)
+	}
+}
+
+// GetSetting returns a setting's stored value or its default.
+func (s *Store) GetSetting(ctx context.Context, code string) (string, error) {
+	def, ok := SettingDefByCode(code)
+	if !ok {
+		return "", fmt.Errorf("setting %s: %w", code, ErrNotFound)
+	}
+	var st Setting
+	err := s.db.WithContext(ctx).First(&st, "code = ?", code).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return def.Default, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return st.Value, nil
+}
+
+// SetSetting stores a validated setting value.
+func (s *Store) SetSetting(ctx context.Context, code, value string) (string, error) {
+	def, ok := SettingDefByCode(code)
+	if !ok {
+		return "", fmt.Errorf("setting %s: %w", code, ErrNotFound)
+	}
+	v, err := ValidateSetting(def, value)
+	if err != nil {
+		return "", err
+	}
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO settings (code, value, updated_at) VALUES (?, ?, now())
+		ON CONFLICT (code) DO UPDATE SET value = excluded.value, updated_at = now()`, code, v).Error
+	return v, err
+}
+
+// ResetSetting restores a setting's default.
+func (s *Store) ResetSetting(ctx context.Context, code string) error {
+	if _, ok := SettingDefByCode(code); !ok {
+		return fmt.Errorf("setting %s: %w", code, ErrNotFound)
+	}
+	db := s.db.WithContext(ctx)
+	if err := db.Delete(&Setting{}, "code = ?", code).Error; err != nil {
+		return err
+	}
+	return db.Delete(&SettingFile{}, "code = ?", code).Error
+}
+
+// SetSettingFile stores a file-valued setting.
+func (s *Store) SetSettingFile(ctx context.Context, code, mediaType string, content []byte) error {
+	return s.db.WithContext(ctx).Exec(`INSERT INTO setting_files (code, media_type, content, updated_at) VALUES (?, ?, ?, now())
+		ON CONFLICT (code) DO UPDATE SET media_type = excluded.media_type, content = excluded.content, updated_at = now()`,
+		code, mediaType, content).Error
+}
+
+// GetSettingFile loads a file-valued setting, ErrNotFound when none was uploaded.
+func (s *Store) GetSettingFile(ctx context.Context, code string) (*SettingFile, error) {
+	var f SettingFile
+	return &f, notFound(s.db.WithContext(ctx).First(&f, "code = ?", code).Error, "setting file")
+}
+
+// RoutingSettings are the settings routing needs, read together.
+type RoutingSettings struct {
+	SimultaneousChats int
+	AcceptTimeout     time.Duration
+}
+
+// GetRoutingSettings reads SimultaneousChats and the accept timeout.
+func (s *Store) GetRoutingSettings(ctx context.Context) (RoutingSettings, error) {
+	return getRoutingSettings(ctx, s)
+}
+
+func getRoutingSettings(ctx context.Context, s *Store) (RoutingSettings, error) {
+	var rs RoutingSettings
+	v, err := s.GetSetting(ctx, SettingSimultaneousChats)
+	if err != nil {
+		return rs, err
+	}
+	if rs.SimultaneousChats, err = strconv.Atoi(v); err != nil {
+		return rs, fmt.Errorf("setting %s: %w", SettingSimultaneousChats, err)
+	}
+	v, err = s.GetSetting(ctx, SettingAcceptTimeout)
+	if err != nil {
+		return rs, err
+	}
+	m, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return rs, fmt.Errorf("setting %s: %w", SettingAcceptTimeout, err)
+	}
+	rs.AcceptTimeout = MinutesToDuration(m)
+	return rs, nil
+}

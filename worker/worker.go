@@ -1,0 +1,39 @@
+// Package worker builds the Temporal worker that runs omnichat's workflows and activities.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/omnichat/omnichat/activities"
+	"github.com/omnichat/omnichat/workflows"
+)
+
+// Options size the worker.
+type Options struct {
+	TaskQueue string
+	// StickyCacheSize is process-wide in the SDK; 0 keeps the SDK default.
+	StickyCacheSize int
+}
+
+// New builds a worker with every workflow and activity registered.
+func New(tc client.Client, acts *activities.Activities, opts Options) worker.Worker {
+	if opts.StickyCacheSize > 0 {
+		worker.SetStickyWorkflowCacheSize(opts.StickyCacheSize)
+	}
+	w := worker.New(tc, opts.TaskQueue, worker.Options{})
+	Register(w, acts)
+	return w
+}
+
+// Register adds omnichat's workflows and activities to a registry (a worker,
+// a replayer or a test environment).
+func Register(r interface {
+	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
+	RegisterActivity(a interface{})
+}, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.ChatWorkflow, workflow.RegisterOptions{Name: workflows.ChatWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.DispatchWorkflow, workflow.RegisterOptions{Name: workflows.DispatchWorkflowName})
+	r.RegisterActivity(acts)
+}

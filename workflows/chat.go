@@ -1,0 +1,486 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/omnichat/omnichat/activities"
+)
+
+// maxTextLen bounds an agent's message.
+const maxTextLen = 10000
+
+// chat is the running state of one ChatWorkflow run. Everything that must
+// survive continue-as-new lives in s.
+type chat struct {
+	in       ChatInput
+	s        ChatState
+	pending  []InboundMessage
+	offers   []Offer
+	mu       workflow.Mutex
+	version  int
+	acting   string // agent whose accept is being processed
+	workflow string
+	logger   log.Logger
+	acts     *activities.Activities
+}
+
+// ChatWorkflow runs one chat from its first message to its close: it stores
+// inbound messages, routes the chat, runs the accept and completion timers and
+// executes agents' commands (updates) one at a time.
+func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
+	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx),
+		workflow: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
+	if in.State != nil {
+		c.s = *in.State
+		c.s.Handled = 0
+	}
+	if err := c.register(ctx); err != nil {
+		return err
+	}
+	return c.run(ctx)
+}
+
+func (c *chat) register(ctx workflow.Context) error {
+	inbound := workflow.GetSignalChannel(ctx, SignalInbound)
+	offers := workflow.GetSignalChannel(ctx, SignalOffer)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var m InboundMessage
+			inbound.Receive(ctx, &m)
+			c.pending = append(c.pending, m)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var o Offer
+			offers.Receive(ctx, &o)
+			c.offers = append(c.offers, o)
+		}
+	})
+	workflow.Go(ctx, c.deliverLoop)
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ChatState, error) { return c.s, nil }); err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		name      string
+		handler   any
+		validator any
+	}{
+		{UpdateAccept, c.accept, c.validateAccept},
+		{UpdateSend, c.send, c.validateSend},
+		{UpdateClose, c.close, c.validateClose},
+		{UpdateTransfer, c.transfer, c.validateTransfer},
+	} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *chat) changed() { c.version++ }
+
+// run is the main loop: it handles messages and offers in arrival order and
+// fires the nearest timer, then completes, starts the next chat, or continues as new.
+func (c *chat) run(ctx workflow.Context) error {
+	for {
+		switch {
+		case len(c.pending) > 0:
+			m := c.pending[0]
+			c.pending = c.pending[1:]
+			if err := c.locked(ctx, func() error { return c.ingest(ctx, m) }); err != nil {
+				return err
+			}
+			continue
+		case len(c.offers) > 0:
+			o := c.offers[0]
+			c.offers = c.offers[1:]
+			c.onOffer(ctx, o)
+			continue
+		case c.s.Status == StatusClosed:
+			return c.finish(ctx)
+		case c.s.Status == "":
+			// Only duplicates reached this run: there is no chat to keep open.
+			return nil
+		}
+		if c.shouldContinueAsNew(ctx) {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
+				return err
+			}
+			if len(c.pending) == 0 && len(c.offers) == 0 && c.s.Status != StatusClosed {
+				state := c.s
+				return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
+					ConversationID: c.in.ConversationID, State: &state, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
+			}
+			continue
+		}
+		seen := c.version
+		wake := func() bool {
+			return len(c.pending) > 0 || len(c.offers) > 0 || c.version != seen || c.s.Status == StatusClosed
+		}
+		deadline, fire := c.nextDeadline()
+		if deadline.IsZero() {
+			if err := workflow.Await(ctx, wake); err != nil {
+				return err
+			}
+			continue
+		}
+		if wait := deadline.Sub(workflow.Now(ctx)); wait > 0 {
+			woken, err := workflow.AwaitWithTimeout(ctx, wait, wake)
+			if err != nil || woken {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := c.locked(ctx, func() error { return fire(ctx) }); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *chat) shouldContinueAsNew(ctx workflow.Context) bool {
+	if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		return true
+	}
+	return c.in.ContinueAsNewAfter > 0 && c.s.Handled >= c.in.ContinueAsNewAfter
+}
+
+// locked runs fn holding the chat's mutex, so handlers and timers never interleave.
+func (c *chat) locked(ctx workflow.Context, fn func() error) error {
+	if err := c.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	return fn()
+}
+
+// nextDeadline returns the nearest timer and what to do when it fires.
+func (c *chat) nextDeadline() (time.Time, func(workflow.Context) error) {
+	switch {
+	case c.s.Status == StatusOffered && !c.s.OfferDeadline.IsZero():
+		return c.s.OfferDeadline, c.expireOffer
+	case c.s.Status == StatusInProgress && !c.s.CompletionDeadline.IsZero():
+		return c.s.CompletionDeadline, func(ctx workflow.Context) error {
+			if c.s.Status != StatusInProgress || c.s.CompletionDeadline.IsZero() || workflow.Now(ctx).Before(c.s.CompletionDeadline) {
+				return nil // an inbound message or a reply moved the deadline meanwhile
+			}
+			return c.closeChat(ctx, CloseTimeout)
+		}
+	}
+	return time.Time{}, nil
+}
+
+func dbCtx(ctx workflow.Context) workflow.Context { return workflow.WithActivityOptions(ctx, dbActivity) }
+
+func (c *chat) newID(ctx workflow.Context) string {
+	var id string
+	_ = workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&id)
+	return id
+}
+
+// ingest stores one inbound message; the first one opens the chat.
+func (c *chat) ingest(ctx workflow.Context, m InboundMessage) error {
+	opening := c.s.Status == ""
+	if c.s.ChatID == "" {
+		c.s.ChatID = c.newID(ctx)
+	}
+	var res activities.IngestResult
+	err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.Ingest, activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening,
+		WorkflowID: c.workflow, ChannelID: c.in.ChannelID, ConversationID: c.in.ConversationID, ExternalID: m.ExternalID,
+		SenderID: m.SenderID, SenderName: m.SenderName, Text: m.Text, SentAt: m.SentAt}).Get(ctx, &res)
+	if err != nil {
+		// A message that cannot be stored (its channel deleted) must not stop the chat.
+		c.logger.Error("inbound message not stored", "ExternalID", m.ExternalID, "Error", err)
+		return nil
+	}
+	if res.Duplicate {
+		return nil
+	}
+	c.s.Handled++
+	if opening {
+		c.s.ContactID, c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = res.ContactID, res.QueueID, res.RoutingRule, res.CompletionTimeout
+		c.s.Status = StatusWaiting
+		c.kickIfRouted(ctx)
+	}
+	if res.Stored && c.s.Status == StatusInProgress {
+		c.s.CompletionDeadline = time.Time{} // the customer answered: disarm
+	}
+	return nil
+}
+
+// kickIfRouted asks the dispatcher to offer the chat when its queue routes to one agent.
+func (c *chat) kickIfRouted(ctx workflow.Context) {
+	if c.s.Status == StatusWaiting && c.s.RoutingRule == RuleAvailableAgent {
+		c.kick(ctx)
+	}
+}
+
+func (c *chat) kick(ctx workflow.Context) {
+	if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.KickDispatch).Get(ctx, nil); err != nil {
+		c.logger.Error("dispatch kick failed", "Error", err)
+	}
+}
+
+func (c *chat) onOffer(ctx workflow.Context, o Offer) {
+	if o.ChatID != c.s.ChatID || c.s.Status != StatusWaiting {
+		return // a repeated or stale offer
+	}
+	c.s.Status = StatusOffered
+	c.s.AgentID = o.AgentID
+	c.s.OfferDeadline = workflow.Now(ctx).Add(o.AcceptTimeout)
+}
+
+// expireOffer runs when the offered agent did not accept in time.
+func (c *chat) expireOffer(ctx workflow.Context) error {
+	if c.s.Status != StatusOffered || workflow.Now(ctx).Before(c.s.OfferDeadline) {
+		return nil
+	}
+	err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.ExpireOffer, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	c.s.Status, c.s.AgentID, c.s.OfferDeadline = StatusWaiting, "", time.Time{}
+	c.kick(ctx)
+	return nil
+}
+
+func (c *chat) closeChat(ctx workflow.Context, reason string) error {
+	if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}).Get(ctx, nil); err != nil {
+		return err
+	}
+	hadAgent := c.s.AgentID != ""
+	c.s.Status, c.s.CloseReason, c.s.CompletionDeadline, c.s.OfferDeadline = StatusClosed, reason, time.Time{}, time.Time{}
+	if hadAgent {
+		c.kick(ctx) // capacity freed
+	}
+	return nil
+}
+
+// finish waits for handlers and deliveries, then either completes or, when
+// messages arrived while the chat closed, starts the next chat with them.
+func (c *chat) finish(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
+		return err
+	}
+	if len(c.pending) > 0 {
+		return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
+			ConversationID: c.in.ConversationID, Pending: c.pending, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
+	}
+	return nil
+}
+
+// deliverLoop hands agent messages to the provider one at a time, in order.
+func (c *chat) deliverLoop(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(c.s.Outbox) > 0 }); err != nil {
+			return
+		}
+		id := c.s.Outbox[0]
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, deliverActivity), c.acts.Deliver, activities.DeliverRequest{MessageID: id}).Get(ctx, nil)
+		var app *temporal.ApplicationError
+		if err != nil && !(errors.As(err, &app) && app.Type() == ErrTypePermanentSend) {
+			// Out of retries: record it so the agent sees the message failed.
+			_ = workflow.ExecuteActivity(dbCtx(ctx), c.acts.MarkFailed, activities.MarkFailedRequest{MessageID: id, Reason: "not delivered after retries: " + err.Error()}).Get(ctx, nil)
+		}
+		c.s.Outbox = c.s.Outbox[1:]
+	}
+}
+
+// ---- updates ----
+
+func (c *chat) validateAccept(req AcceptRequest) error {
+	switch {
+	case req.AgentID == "":
+		return invalid("agent is required")
+	case c.s.Status == StatusInProgress && c.s.AgentID == req.AgentID:
+		return nil
+	case c.acting != "" && c.acting != req.AgentID:
+		return conflict("chat is being accepted by another agent")
+	case c.s.Status == StatusOffered && c.s.AgentID == req.AgentID:
+		return nil
+	case c.s.Status == StatusOffered:
+		return conflict("chat is offered to another agent")
+	case c.s.Status == StatusWaiting && c.s.RoutingRule == RuleAllAgents:
+		return nil
+	case c.s.Status == StatusWaiting:
+		return conflict("chat waits to be offered by its queue; it cannot be taken")
+	case c.s.Status == StatusInProgress:
+		return conflict("chat was already accepted by another agent")
+	}
+	return conflict("chat is " + statusText(c.s.Status))
+}
+
+func statusText(s string) string {
+	if s == "" {
+		return "not open"
+	}
+	return s
+}
+
+func (c *chat) result() ChatResult {
+	return ChatResult{ChatID: c.s.ChatID, Status: c.s.Status, AgentID: c.s.AgentID, QueueID: c.s.QueueID}
+}
+
+func (c *chat) accept(ctx workflow.Context, req AcceptRequest) (ChatResult, error) {
+	if c.acting == "" {
+		c.acting = req.AgentID
+		defer func() {
+			if c.acting == req.AgentID {
+				c.acting = ""
+			}
+		}()
+	}
+	var out ChatResult
+	err := c.locked(ctx, func() error {
+		if err := c.validateAcceptState(req); err != nil {
+			return err
+		}
+		if c.s.Status == StatusInProgress {
+			out = c.result()
+			return nil
+		}
+		if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}).Get(ctx, nil); err != nil {
+			return commandError(err)
+		}
+		c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.CompletionDeadline = StatusInProgress, req.AgentID, time.Time{}, time.Time{}
+		c.changed()
+		out = c.result()
+		return nil
+	})
+	return out, err
+}
+
+// validateAcceptState re-checks, under the mutex, the parts of validateAccept
+// that do not depend on who is accepting right now.
+func (c *chat) validateAcceptState(req AcceptRequest) error {
+	switch {
+	case c.s.Status == StatusInProgress && c.s.AgentID == req.AgentID:
+		return nil
+	case c.s.Status == StatusOffered && c.s.AgentID == req.AgentID:
+		return nil
+	case c.s.Status == StatusWaiting && c.s.RoutingRule == RuleAllAgents:
+		return nil
+	case c.s.Status == StatusInProgress:
+		return conflict("chat was already accepted by another agent")
+	}
+	return conflict("chat is " + statusText(c.s.Status) + " and cannot be accepted by this agent")
+}
+
+func (c *chat) assigned(agentID string) error {
+	switch {
+	case agentID == "":
+		return invalid("agent is required")
+	case c.s.Status == StatusClosed:
+		return conflict("chat is closed")
+	case c.s.Status != StatusInProgress:
+		return conflict("chat is " + statusText(c.s.Status) + "; accept it first")
+	case c.s.AgentID != agentID:
+		return forbidden("only the chat's agent can do this")
+	}
+	return nil
+}
+
+func (c *chat) validateSend(req SendRequest) error {
+	if err := c.assigned(req.AgentID); err != nil {
+		return err
+	}
+	if req.Text == "" || len(req.Text) > maxTextLen {
+		return invalid("text must be 1 to 10000 bytes")
+	}
+	return nil
+}
+
+func (c *chat) send(ctx workflow.Context, req SendRequest) (SendResult, error) {
+	var out SendResult
+	err := c.locked(ctx, func() error {
+		if err := c.validateSend(req); err != nil {
+			return err
+		}
+		var rec activities.OutboundRecord
+		err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: c.newID(ctx),
+			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey}).Get(ctx, &rec)
+		if err != nil {
+			return commandError(err)
+		}
+		out = SendResult{MessageID: rec.MessageID, Status: rec.Status}
+		if !rec.New {
+			return nil
+		}
+		c.s.Outbox = append(c.s.Outbox, rec.MessageID)
+		if c.s.CompletionTimeout > 0 {
+			c.s.CompletionDeadline = workflow.Now(ctx).Add(c.s.CompletionTimeout)
+		}
+		c.changed()
+		return nil
+	})
+	return out, err
+}
+
+func (c *chat) validateClose(req CloseRequest) error { return c.assigned(req.AgentID) }
+
+func (c *chat) close(ctx workflow.Context, req CloseRequest) (ChatResult, error) {
+	var out ChatResult
+	err := c.locked(ctx, func() error {
+		if err := c.validateClose(req); err != nil {
+			return err
+		}
+		if err := c.closeChat(ctx, CloseByAgent); err != nil {
+			return commandError(err)
+		}
+		c.changed()
+		out = c.result()
+		return nil
+	})
+	return out, err
+}
+
+func (c *chat) validateTransfer(req TransferRequest) error {
+	if err := c.assigned(req.AgentID); err != nil {
+		return err
+	}
+	switch {
+	case (req.ToQueueID == "") == (req.ToAgentID == ""):
+		return invalid("give exactly one of queue and agent")
+	case req.ToAgentID == req.AgentID:
+		return invalid("the chat is already yours")
+	case req.ToQueueID == c.s.QueueID:
+		return invalid("the chat is already in this queue")
+	}
+	return nil
+}
+
+func (c *chat) transfer(ctx workflow.Context, req TransferRequest) (ChatResult, error) {
+	var out ChatResult
+	err := c.locked(ctx, func() error {
+		if err := c.validateTransfer(req); err != nil {
+			return err
+		}
+		if req.ToAgentID != "" {
+			if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.TransferToAgent, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.ToAgentID}).Get(ctx, nil); err != nil {
+				return commandError(err)
+			}
+			c.s.AgentID = req.ToAgentID
+		} else {
+			var q activities.QueueInfo
+			if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.TransferToQueue, activities.TransferToQueueRequest{ChatID: c.s.ChatID, QueueID: req.ToQueueID}).Get(ctx, &q); err != nil {
+				return commandError(err)
+			}
+			c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = q.QueueID, q.RoutingRule, q.CompletionTimeout
+			c.s.Status, c.s.AgentID = StatusWaiting, ""
+		}
+		c.s.CompletionDeadline = time.Time{}
+		c.kick(ctx) // the previous agent has capacity again; a queue transfer needs routing
+		c.changed()
+		out = c.result()
+		return nil
+	})
+	return out, err
+}
