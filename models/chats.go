@@ -82,9 +82,12 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 			}).Create(&contact).Error; err != nil {
 				return fmt.Errorf("upsert contact: %w", err)
 			}
-			if err := tx.Where("channel_id = ? AND external_id = ?", in.ChannelID, in.SenderID).Take(&contact).Error; err != nil {
+			// A fresh struct: GORM would add the upsert's unused primary key to the condition.
+			var stored Contact
+			if err := tx.Where("channel_id = ? AND external_id = ?", in.ChannelID, in.SenderID).Take(&stored).Error; err != nil {
 				return fmt.Errorf("load contact: %w", err)
 			}
+			contact = stored
 			chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: contact.ID,
 				ConversationID: in.ConversationID, WorkflowID: in.WorkflowID, Status: ChatWaiting, WaitingSince: now, CreatedAt: now}
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&chat).Error; err != nil {

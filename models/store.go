@@ -269,3 +269,8 @@ func (s *Store) RoleMembers(ctx context.Context, roleID uuid.UUID) ([]User, erro
 
 // WithTx is the transaction handle passed to Transaction callbacks.
 type WithTx = *gorm.DB
+
+// Raw runs a read-only query into dst; tests and tools use it to check invariants.
+func (s *Store) Raw(ctx context.Context, dst any, query string, args ...any) error {
+	return s.db.WithContext(ctx).Raw(query, args...).Scan(dst).Error
+}

@@ -28,6 +28,8 @@ type chat struct {
 	workflow string
 	logger   log.Logger
 	acts     *activities.Activities
+	inbound  workflow.ReceiveChannel
+	offerCh  workflow.ReceiveChannel
 }
 
 // ChatWorkflow runs one chat from its first message to its close: it stores
@@ -47,22 +49,8 @@ func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
 }
 
 func (c *chat) register(ctx workflow.Context) error {
-	inbound := workflow.GetSignalChannel(ctx, SignalInbound)
-	offers := workflow.GetSignalChannel(ctx, SignalOffer)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var m InboundMessage
-			inbound.Receive(ctx, &m)
-			c.pending = append(c.pending, m)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var o Offer
-			offers.Receive(ctx, &o)
-			c.offers = append(c.offers, o)
-		}
-	})
+	c.inbound = workflow.GetSignalChannel(ctx, SignalInbound)
+	c.offerCh = workflow.GetSignalChannel(ctx, SignalOffer)
 	workflow.Go(ctx, c.deliverLoop)
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ChatState, error) { return c.s, nil }); err != nil {
 		return err
@@ -86,11 +74,35 @@ func (c *chat) register(ctx workflow.Context) error {
 
 func (c *chat) changed() { c.version++ }
 
+// drain moves buffered signals into the pending lists. Signals are only ever
+// taken with ReceiveAsync: a coroutine blocked in Receive would be handed a
+// signal before it runs, where a drain before completing could not see it.
+func (c *chat) drain() {
+	for {
+		var m InboundMessage
+		if !c.inbound.ReceiveAsync(&m) {
+			break
+		}
+		c.pending = append(c.pending, m)
+	}
+	for {
+		var o Offer
+		if !c.offerCh.ReceiveAsync(&o) {
+			break
+		}
+		c.offers = append(c.offers, o)
+	}
+}
+
 // run is the main loop: it handles messages and offers in arrival order and
 // fires the nearest timer, then completes, starts the next chat, or continues as new.
 func (c *chat) run(ctx workflow.Context) error {
 	for {
+		c.drain()
 		switch {
+		case c.s.Status == StatusClosed:
+			// Messages still pending belong to the next chat.
+			return c.finish(ctx)
 		case len(c.pending) > 0:
 			m := c.pending[0]
 			c.pending = c.pending[1:]
@@ -103,8 +115,6 @@ func (c *chat) run(ctx workflow.Context) error {
 			c.offers = c.offers[1:]
 			c.onOffer(ctx, o)
 			continue
-		case c.s.Status == StatusClosed:
-			return c.finish(ctx)
 		case c.s.Status == "":
 			// Only duplicates reached this run: there is no chat to keep open.
 			return nil
@@ -113,6 +123,7 @@ func (c *chat) run(ctx workflow.Context) error {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
 				return err
 			}
+			c.drain()
 			if len(c.pending) == 0 && len(c.offers) == 0 && c.s.Status != StatusClosed {
 				state := c.s
 				return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
@@ -122,7 +133,7 @@ func (c *chat) run(ctx workflow.Context) error {
 		}
 		seen := c.version
 		wake := func() bool {
-			return len(c.pending) > 0 || len(c.offers) > 0 || c.version != seen || c.s.Status == StatusClosed
+			return c.inbound.Len() > 0 || c.offerCh.Len() > 0 || c.version != seen || c.s.Status == StatusClosed
 		}
 		deadline, fire := c.nextDeadline()
 		if deadline.IsZero() {
@@ -178,7 +189,9 @@ func (c *chat) nextDeadline() (time.Time, func(workflow.Context) error) {
 	return time.Time{}, nil
 }
 
-func dbCtx(ctx workflow.Context) workflow.Context { return workflow.WithActivityOptions(ctx, dbActivity) }
+func dbCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, dbActivity)
+}
 
 func (c *chat) newID(ctx workflow.Context) string {
 	var id string
@@ -270,6 +283,7 @@ func (c *chat) finish(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
 		return err
 	}
+	c.drain()
 	if len(c.pending) > 0 {
 		return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
 			ConversationID: c.in.ConversationID, Pending: c.pending, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
@@ -308,10 +322,9 @@ func (c *chat) validateAccept(req AcceptRequest) error {
 		return nil
 	case c.s.Status == StatusOffered:
 		return conflict("chat is offered to another agent")
-	case c.s.Status == StatusWaiting && c.s.RoutingRule == RuleAllAgents:
-		return nil
 	case c.s.Status == StatusWaiting:
-		return conflict("chat waits to be offered by its queue; it cannot be taken")
+		// Postgres decides: the offer may be recorded before its signal arrives.
+		return nil
 	case c.s.Status == StatusInProgress:
 		return conflict("chat was already accepted by another agent")
 	}
@@ -366,7 +379,7 @@ func (c *chat) validateAcceptState(req AcceptRequest) error {
 		return nil
 	case c.s.Status == StatusOffered && c.s.AgentID == req.AgentID:
 		return nil
-	case c.s.Status == StatusWaiting && c.s.RoutingRule == RuleAllAgents:
+	case c.s.Status == StatusWaiting:
 		return nil
 	case c.s.Status == StatusInProgress:
 		return conflict("chat was already accepted by another agent")

@@ -1,0 +1,253 @@
+// Package testenv starts the real parts tests run against: a Temporal dev
+// server built from the pinned CLI, a fresh PostgreSQL database per stack,
+// and omnichat's API and worker in process.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/omnichat/omnichat/activities"
+	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/chatcmd"
+	"github.com/omnichat/omnichat/dispatch"
+	"github.com/omnichat/omnichat/migrations"
+	"github.com/omnichat/omnichat/models"
+	omniworker "github.com/omnichat/omnichat/worker"
+)
+
+// CLIPath finds the Temporal CLI: $TEMPORAL_CLI, then PATH, then $GOPATH/bin.
+func CLIPath() (string, error) {
+	if p := os.Getenv("TEMPORAL_CLI"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	p := filepath.Join(gopath, "bin", "temporal")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("temporal CLI not found (run `make temporal` or set TEMPORAL_CLI)")
+	}
+	return p, nil
+}
+
+// StartTemporal starts a dev server on free ports with in-memory state.
+func StartTemporal() (*testsuite.DevServer, error) {
+	path, err := CLIPath()
+	if err != nil {
+		return nil, err
+	}
+	return testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+		ExistingPath:  path,
+		LogLevel:      "error",
+		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
+	})
+}
+
+// AdminDSN is the PostgreSQL URL tests create databases through.
+func AdminDSN() string {
+	if v := os.Getenv("OMNICHAT_TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewDatabase creates a migrated database that is dropped when the test ends.
+func NewDatabase(t testing.TB) (string, *models.Store) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL (%s): %v", AdminDSN(), err)
+	}
+	name := "omnichat_test_" + randomHex(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	_ = admin.Close(ctx)
+	u, _ := url.Parse(AdminDSN())
+	u.Path = "/" + name
+	dsn := u.String()
+	sqlDB, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Up(ctx, sqlDB); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	_ = sqlDB.Close()
+	db, err := models.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			_ = s.Close()
+		}
+		if c, err := pgx.Connect(context.Background(), AdminDSN()); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			_ = c.Close(context.Background())
+		}
+	})
+	return dsn, models.NewStore(db)
+}
+
+// Stack is omnichat running in process against real Postgres and Temporal.
+type Stack struct {
+	t         testing.TB
+	URL       string
+	Store     *models.Store
+	Temporal  client.Client
+	Chats     *chatcmd.Client
+	TaskQueue string
+	Providers *channels.Registry
+	acts      *activities.Activities
+	worker    worker.Worker
+}
+
+// NewStack starts API and worker on their own database and task queue, so
+// stacks sharing one dev server never see each other's work.
+func NewStack(t testing.TB, tc client.Client) *Stack {
+	t.Helper()
+	_, store := NewDatabase(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("OMNICHAT_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
+		Providers: channels.NewRegistry(apichannel.New(nil))}
+	s.Chats = chatcmd.New(tc, s.TaskQueue)
+	s.acts = &activities.Activities{Store: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
+	s.StartWorker()
+	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: s.Chats, Providers: s.Providers, Logger: logger,
+		TemporalHealth: func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+		MaxBodyBytes: 64 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000}))
+	s.URL = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		s.StopWorker()
+	})
+	return s
+}
+
+// StartWorker starts a worker on the stack's task queue.
+func (s *Stack) StartWorker() {
+	s.t.Helper()
+	if s.worker != nil {
+		return
+	}
+	s.worker = omniworker.New(s.Temporal, s.acts, omniworker.Options{TaskQueue: s.TaskQueue})
+	if err := s.worker.Start(); err != nil {
+		s.t.Fatalf("start worker: %v", err)
+	}
+}
+
+// StopWorker stops the worker, as a crash or a deploy would.
+func (s *Stack) StopWorker() {
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
+}
+
+// Response is an HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Decode unmarshals the body.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Do sends a request; body may be nil, []byte (sent raw) or a value sent as JSON.
+func (s *Stack) Do(method, path, token string, body any, headers ...string) Response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
