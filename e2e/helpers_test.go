@@ -3,8 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -208,4 +208,24 @@ func (o *outbound) refuseWith(status int) {
 	o.mu.Lock()
 	o.status = status
 	o.mu.Unlock()
+}
+
+// pendingSignals counts signals in the workflow's history not yet followed by
+// a completed workflow task, i.e. not yet seen by the workflow.
+func (e *env) pendingSignals(workflowID string) int {
+	it := e.Temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	pending := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return -1
+		}
+		switch ev.GetEventType().String() {
+		case "WorkflowExecutionSignaled":
+			pending++
+		case "WorkflowTaskCompleted":
+			pending = 0
+		}
+	}
+	return pending
 }

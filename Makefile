@@ -1,0 +1,51 @@
+# omnichat — `make run` brings the service up, `make test` runs the whole suite.
+SHELL := /bin/bash
+GOBIN ?= $(shell go env GOPATH)/bin
+TEMPORAL_VERSION := v1.5.1
+TEMPORAL ?= $(GOBIN)/temporal
+DATA_DIR ?= .data
+OMNICHAT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/omnichat?sslmode=disable
+OMNICHAT_TEMPORAL_ADDRESS ?= 127.0.0.1:7233
+export OMNICHAT_DATABASE_URL OMNICHAT_TEMPORAL_ADDRESS
+
+.PHONY: run test build temporal temporal-dev migrate admin lint workflowcheck bench clean
+
+build: ## build bin/omnichat
+	go build -o bin/omnichat ./cmd/omnichat
+
+$(TEMPORAL):
+	@echo "installing the Temporal CLI $(TEMPORAL_VERSION) (first time only, a few minutes)"
+	go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+temporal: $(TEMPORAL) ## install the pinned Temporal CLI if missing
+
+temporal-dev: temporal ## start the Temporal dev server unless one answers
+	@TEMPORAL="$(TEMPORAL)" DATA_DIR="$(DATA_DIR)" scripts/temporal-dev.sh
+
+migrate: build ## create the database if missing and migrate it
+	bin/omnichat migrate
+
+run: temporal-dev migrate ## bring the whole service up (API + worker)
+	@echo "omnichat API on $${OMNICHAT_HTTP_ADDR:-:8080}; Temporal UI on http://127.0.0.1:8233"
+	@echo "first admin token: bin/omnichat admin create -email you@example.com"
+	bin/omnichat all
+
+admin: build ## create an admin and print a token: make admin EMAIL=you@example.com
+	bin/omnichat admin create -email "$(EMAIL)"
+
+test: temporal ## the whole suite against real PostgreSQL and a Temporal dev server
+	TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 20m ./...
+
+lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
+	go vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+workflowcheck: ## Temporal's determinism analyzer over the workflows
+	go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
+
+bench: build ## load-test a running stack (see bin/omnichat bench -h)
+	bin/omnichat bench
+
+clean:
+	rm -rf bin
