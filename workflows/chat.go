@@ -143,7 +143,11 @@ func (c *chat) run(ctx workflow.Context) error {
 			continue
 		}
 		if wait := deadline.Sub(workflow.Now(ctx)); wait > 0 {
-			woken, err := workflow.AwaitWithTimeout(ctx, wait, wake)
+			// The SDK leaves AwaitWithTimeout's timer running when the condition
+			// wakes it; cancel it so no stale timer fires later.
+			tctx, cancel := workflow.WithCancel(ctx)
+			woken, err := workflow.AwaitWithTimeout(tctx, wait, wake)
+			cancel()
 			if err != nil || woken {
 				if err != nil {
 					return err
