@@ -104,9 +104,15 @@ func (c *chat) run(ctx workflow.Context) error {
 			// Messages still pending belong to the next chat.
 			return c.finish(ctx)
 		case len(c.pending) > 0:
-			m := c.pending[0]
-			c.pending = c.pending[1:]
-			if err := c.locked(ctx, func() error { return c.ingest(ctx, m) }); err != nil {
+			err := c.locked(ctx, func() error {
+				if c.s.Status == StatusClosed {
+					return nil // closed while we waited for the lock: it stays pending for the next chat
+				}
+				m := c.pending[0]
+				c.pending = c.pending[1:]
+				return c.ingest(ctx, m)
+			})
+			if err != nil {
 				return err
 			}
 			continue
