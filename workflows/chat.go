@@ -335,6 +335,10 @@ func (c *chat) validateAccept(req AcceptRequest) error {
 	case c.s.Status == StatusWaiting:
 		// Postgres decides: the offer may be recorded before its signal arrives.
 		return nil
+	case c.s.Status == "" && c.s.ChatID != "":
+		// The chat row is committed and visible while its first message is being
+		// handled; the handler waits for that under the lock and decides then.
+		return nil
 	case c.s.Status == StatusInProgress:
 		return conflict("chat was already accepted by another agent")
 	}
