@@ -8,7 +8,7 @@ OMNICHAT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/omnichat?sslmode=dis
 OMNICHAT_TEMPORAL_ADDRESS ?= 127.0.0.1:7233
 export OMNICHAT_DATABASE_URL OMNICHAT_TEMPORAL_ADDRESS
 
-.PHONY: run test build temporal temporal-dev migrate admin lint workflowcheck bench clean
+.PHONY: run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -43,6 +43,10 @@ lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
 
 workflowcheck: ## Temporal's determinism analyzer over the workflows
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
+
+record-histories: temporal ## re-record the histories the replay tests replay (after an intended workflow change)
+	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories" \
+		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency' ./e2e
 
 bench: build ## load-test a running stack (see bin/omnichat bench -h)
 	bin/omnichat bench

@@ -45,7 +45,6 @@ func problem(c *gin.Context, status int, detail string, fields ...FieldError) {
 		Detail: detail,
 		Errors: fields,
 	})
-	c.Writer.Header().Set("Content-Type", "application/problem+json")
 }
 
 // fail maps an error to its one status code: the only place that does so.

@@ -48,6 +48,9 @@ type server struct {
 // New builds the HTTP handler.
 func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
 	s := &server{Deps: d,
 		tokenLimits:   limiters{rps: d.RateLimitPerToken},
 		webhookLimits: limiters{rps: d.WebhookRateLimit},
@@ -72,13 +75,11 @@ func New(d Deps) http.Handler {
 	return r
 }
 
-type ctxKey int
-
-const loggerKey ctxKey = 0
+const loggerCtxKey = "omnichat.logger"
 
 func (s *server) logRequests(c *gin.Context) {
 	start := time.Now()
-	c.Set("logger", s.Logger)
+	c.Set(loggerCtxKey, s.Logger)
 	c.Next()
 	s.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
 		slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
@@ -86,7 +87,7 @@ func (s *server) logRequests(c *gin.Context) {
 }
 
 func loggerFrom(c *gin.Context) *slog.Logger {
-	if l, ok := c.Get("logger"); ok {
+	if l, ok := c.Get(loggerCtxKey); ok {
 		return l.(*slog.Logger)
 	}
 	return nil

@@ -63,6 +63,7 @@ func TestSendWithIdempotencyKeySendsOnce(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the reply is delivered", func() bool { return len(e.out.got()) >= 1 })
 	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, map[string]any{"text": "a new one"}, "Idempotency-Key", "key-2"), "second send")
 	testenv.Eventually(t, 10*time.Second, "the second reply is delivered", func() bool { return len(e.out.got()) == 2 })
+	e.recordHistory("chat-idempotent-send", "chat/"+ch+"/idem")
 	if n := e.count(`SELECT count(*) FROM messages WHERE direction = 'outbound'`); n != 2 {
 		t.Fatalf("want 2 outbound rows, got %d", n)
 	}
@@ -129,6 +130,7 @@ func TestTransferToQueueAndToAgent(t *testing.T) {
 	if p := problemOf(t, e.Do("GET", "/api/v1/chats/"+id, alice.Token, nil)); p.Status != 404 {
 		t.Fatalf("the chat left alice's queues: %+v", p)
 	}
+	e.recordHistory("chat-transfers", "chat/"+ch+"/tr")
 }
 
 func TestUnreadCountsAndMarkRead(t *testing.T) {

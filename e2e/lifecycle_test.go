@@ -57,6 +57,13 @@ func TestChatLifecycleThroughHTTP(t *testing.T) {
 		return c.Status == models.ChatClosed && c.CloseReason != nil && *c.CloseReason == "timeout"
 	})
 
+	testenv.Eventually(t, 10*time.Second, "the chat's workflow completes", func() bool {
+		d, err := e.Temporal.DescribeWorkflowExecution(t.Context(), "chat/"+ch+"/conv-1", "")
+		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
+	})
+	e.recordHistory("chat-lifecycle", "chat/"+ch+"/conv-1")
+	e.recordHistory("dispatch", "dispatch/"+e.TaskQueue)
+
 	e.must(200, e.inbound(ch, "conv-1", "m-2", "One more thing"), "inbound after close")
 	next := e.waitOffer(alice)
 	if next.ID == offered.ID {

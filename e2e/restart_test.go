@@ -63,6 +63,8 @@ func TestWorkerRestartKeepsTimersAndMessages(t *testing.T) {
 	testenv.Eventually(t, 15*time.Second, "the message sent while down is stored", func() bool {
 		return e.count(`SELECT count(*) FROM messages WHERE external_id = 'c-1'`) == 1
 	})
+	e.recordHistory("chat-restart-timeout", "chat/"+ch+"/a")
+	e.recordHistory("chat-offer-expired", "chat/"+ch+"/b")
 	if n := e.timersFired("chat/" + ch + "/a"); n != 1 {
 		t.Fatalf("completion timer of chat a fired %d times, want 1", n)
 	}

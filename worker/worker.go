@@ -27,13 +27,17 @@ func New(tc client.Client, acts *activities.Activities, opts Options) worker.Wor
 	return w
 }
 
-// Register adds omnichat's workflows and activities to a registry (a worker,
-// a replayer or a test environment).
-func Register(r interface {
+// Register adds omnichat's workflows and activities to a worker.
+func Register(w worker.Worker, acts *activities.Activities) {
+	RegisterWorkflows(w)
+	w.RegisterActivity(acts)
+}
+
+// RegisterWorkflows adds omnichat's workflows to a registry: a worker, a
+// replayer or a test environment.
+func RegisterWorkflows(r interface {
 	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
-	RegisterActivity(a interface{})
-}, acts *activities.Activities) {
+}) {
 	r.RegisterWorkflowWithOptions(workflows.ChatWorkflow, workflow.RegisterOptions{Name: workflows.ChatWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.DispatchWorkflow, workflow.RegisterOptions{Name: workflows.DispatchWorkflowName})
-	r.RegisterActivity(acts)
 }
