@@ -1,10 +1,347 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+
+	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/config"
+	"github.com/omnichat/omnichat/models"
 )
 
-func runBench(ctx context.Context, args []string) error {
-	return fmt.Errorf("bench: not built yet")
+type benchFlags struct {
+	api, token                      string
+	concurrency, convsPerSender     int
+	agents                          int
+	ingestFor, offerFor, offerDrain time.Duration
+	rate                            float64
 }
+
+// runBench drives a running stack through the API-channel webhook. It measures
+// (1) accepted messages/s and webhook latency with many concurrent
+// conversations, (2) new-chat-to-offer latency at a fixed rate of new chats,
+// and (3) the bare Temporal signal-with-start rate on the same server, the
+// ceiling the ingest rate is compared with.
+func runBench(ctx context.Context, args []string) error {
+	var f benchFlags
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&f.api, "api", "http://127.0.0.1:8080", "base URL of the running omnichat API")
+	fs.StringVar(&f.token, "token", os.Getenv("OMNICHAT_BENCH_TOKEN"), "admin token (default $OMNICHAT_BENCH_TOKEN)")
+	fs.IntVar(&f.concurrency, "concurrency", 32, "concurrent webhook senders (and signal-with-start callers for the ceiling)")
+	fs.IntVar(&f.convsPerSender, "conversations", 25, "conversations each sender writes to, in turn")
+	fs.IntVar(&f.agents, "agents", 10, "agents serving the bench queue")
+	fs.DurationVar(&f.ingestFor, "ingest-for", 10*time.Second, "length of the ingest and ceiling phases")
+	fs.Float64Var(&f.rate, "rate", 20, "new chats per second in the offer-latency phase")
+	fs.DurationVar(&f.offerFor, "offer-for", 10*time.Second, "length of the offer-latency phase")
+	fs.DurationVar(&f.offerDrain, "offer-wait", 30*time.Second, "how long to wait for the last offers")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `omnichat bench: load-test a running stack (make run) through the API channel.
+It creates a queue, agents and an API channel with the admin token, raises
+SimultaneousChats for the run (restored at the end) and leaves the bench chats
+behind. It reads OMNICHAT_DATABASE_URL and OMNICHAT_TEMPORAL_ADDRESS like the
+service does.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.token == "" {
+		return fmt.Errorf("bench needs an admin token: -token or OMNICHAT_BENCH_TOKEN (bin/omnichat admin create -email ...)")
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	db, err := models.Open(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	store := models.NewStore(db)
+	tc, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: quietLogger{}})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal: %w", err)
+	}
+	defer tc.Close()
+
+	b := &bench{f: f, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: f.concurrency * 2}}}
+	restore, err := b.setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer restore()
+
+	fmt.Printf("ingest: %d senders x %d conversations for %s\n", f.concurrency, f.convsPerSender, f.ingestFor)
+	ingest := b.ingest(ctx)
+	fmt.Printf("  accepted %d messages (%d refused) = %.1f messages/s; webhook latency p50 %s, p99 %s\n",
+		ingest.ok, ingest.failed, ingest.rate, pct(ingest.lat, 50), pct(ingest.lat, 99))
+
+	fmt.Printf("ceiling: bare signal-with-start, %d callers for %s\n", f.concurrency, f.ingestFor)
+	ceiling := b.ceiling(ctx, tc)
+	fmt.Printf("  %d calls = %.1f calls/s; latency p50 %s, p99 %s\n", ceiling.ok, ceiling.rate, pct(ceiling.lat, 50), pct(ceiling.lat, 99))
+	if ceiling.rate > 0 {
+		fmt.Printf("  ingest / ceiling = %.2f\n", ingest.rate/ceiling.rate)
+	}
+
+	fmt.Printf("offers: %.0f new chats/s for %s\n", f.rate, f.offerFor)
+	offers, missing, err := b.offerLatency(ctx, store)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %d chats offered (%d not offered in time); new-chat-to-offer latency p50 %s, p99 %s\n",
+		len(offers), missing, pct(offers, 50), pct(offers, 99))
+	return nil
+}
+
+type bench struct {
+	f         benchFlags
+	http      *http.Client
+	channel   string
+	secret    string
+	runID     string
+	outbound  *http.Server
+	prevLimit string
+}
+
+func (b *bench) call(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.f.api+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.f.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// setup creates the bench queue, agents and channel and raises SimultaneousChats.
+func (b *bench) setup(ctx context.Context) (func(), error) {
+	b.runID = uuid.NewString()[:8]
+	b.secret = "bench-secret-" + uuid.NewString()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b.outbound = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })}
+	go func() { _ = b.outbound.Serve(ln) }()
+
+	var setting struct{ Value string }
+	if err := b.call(ctx, "GET", "/api/v1/admin/settings/SimultaneousChats", nil, &setting); err != nil {
+		return nil, err
+	}
+	b.prevLimit = setting.Value
+	if err := b.call(ctx, "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": "1000"}, nil); err != nil {
+		return nil, err
+	}
+	restore := func() {
+		_ = b.call(context.Background(), "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": b.prevLimit}, nil)
+		_ = b.outbound.Close()
+	}
+	var q struct{ ID string }
+	if err := b.call(ctx, "POST", "/api/v1/admin/queues", map[string]any{"name": "bench " + b.runID, "routing_rule": "available_agent"}, &q); err != nil {
+		restore()
+		return nil, err
+	}
+	for i := 0; i < b.f.agents; i++ {
+		var u struct{ ID string }
+		name := fmt.Sprintf("bench-%s-%02d", b.runID, i)
+		err := b.call(ctx, "POST", "/api/v1/admin/users", map[string]any{"name": name, "email": name + "@bench.invalid"}, &u)
+		if err == nil {
+			err = b.call(ctx, "POST", "/api/v1/admin/queues/"+q.ID+"/agents", map[string]any{"user_id": u.ID}, nil)
+		}
+		if err == nil {
+			err = b.call(ctx, "PATCH", "/api/v1/admin/users/"+u.ID, map[string]any{"status": "active"}, nil)
+		}
+		if err != nil {
+			restore()
+			return nil, err
+		}
+	}
+	var ch struct{ ID string }
+	if err := b.call(ctx, "POST", "/api/v1/admin/channels", map[string]any{"provider": "api", "name": "bench " + b.runID, "queue_id": q.ID,
+		"secret": b.secret, "settings": map[string]string{"outbound_url": "http://" + ln.Addr().String() + "/"}}, &ch); err != nil {
+		restore()
+		return nil, err
+	}
+	b.channel = ch.ID
+	return restore, nil
+}
+
+func (b *bench) post(ctx context.Context, conv, msgID string) (time.Duration, bool) {
+	body, _ := json.Marshal(apichannel.Inbound{ConversationID: conv, MessageID: msgID, Sender: apichannel.Sender{ID: "c-" + conv, Name: "Bench " + conv},
+		Text: "bench message", Timestamp: time.Now().UTC()})
+	req, _ := http.NewRequestWithContext(ctx, "POST", b.f.api+"/webhooks/api/"+b.channel, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(apichannel.SignatureHeader, apichannel.Sign(b.secret, body))
+	start := time.Now()
+	resp, err := b.http.Do(req)
+	took := time.Since(start)
+	if err != nil {
+		return took, false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return took, resp.StatusCode == http.StatusOK
+}
+
+type phase struct {
+	ok, failed int64
+	rate       float64
+	lat        []time.Duration
+}
+
+// hammer runs fn from n goroutines for d and collects latencies of successes.
+func hammer(ctx context.Context, n int, d time.Duration, fn func(ctx context.Context, worker, i int) (time.Duration, bool)) phase {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var ok, failed atomic.Int64
+	lats := make([][]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				took, good := fn(ctx, w, i)
+				if ctx.Err() != nil && !good {
+					return // cut off by the end of the phase
+				}
+				if good {
+					ok.Add(1)
+					lats[w] = append(lats[w], took)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	p := phase{ok: ok.Load(), failed: failed.Load()}
+	p.rate = float64(p.ok) / time.Since(start).Seconds()
+	for _, l := range lats {
+		p.lat = append(p.lat, l...)
+	}
+	return p
+}
+
+func (b *bench) ingest(ctx context.Context) phase {
+	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
+		conv := fmt.Sprintf("ingest-%s-%d-%d", b.runID, w, i%b.f.convsPerSender)
+		return b.post(ctx, conv, fmt.Sprintf("%s-%d-%d", b.runID, w, i))
+	})
+}
+
+func (b *bench) ceiling(ctx context.Context, tc client.Client) phase {
+	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
+		id := fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i)
+		start := time.Now()
+		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
+			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
+		}, "BenchNoop")
+		return time.Since(start), err == nil
+	})
+}
+
+// offerLatency opens new chats at a fixed rate and measures, per chat, the time
+// from sending its first message to the offer recorded in PostgreSQL.
+func (b *bench) offerLatency(ctx context.Context, store *models.Store) ([]time.Duration, int, error) {
+	sent := map[string]time.Time{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / b.f.rate)
+	n := int(b.f.offerFor.Seconds() * b.f.rate)
+	tick := time.NewTicker(interval)
+	for i := 0; i < n; i++ {
+		<-tick.C
+		conv := fmt.Sprintf("offer-%s-%d-%d", b.runID, i, rand.IntN(1000))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if _, ok := b.post(ctx, conv, conv+"-1"); ok {
+				mu.Lock()
+				sent[conv] = start
+				mu.Unlock()
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	var rows []struct {
+		ConversationID string
+		OfferedAt      *time.Time
+	}
+	deadline := time.Now().Add(b.f.offerDrain)
+	for {
+		rows = nil
+		if err := store.Raw(ctx, &rows, `SELECT conversation_id, offered_at FROM chats WHERE channel_id = ? AND conversation_id LIKE ? AND offered_at IS NOT NULL`,
+			b.channel, "offer-"+b.runID+"-%"); err != nil {
+			return nil, 0, err
+		}
+		if len(rows) >= len(sent) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var lat []time.Duration
+	for _, r := range rows {
+		if start, ok := sent[r.ConversationID]; ok {
+			lat = append(lat, r.OfferedAt.Sub(start))
+		}
+	}
+	return lat, len(sent) - len(lat), nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p+99)/100 - 1
+	if i < 0 {
+		i = 0
+	}
+	return s[i].Round(100 * time.Microsecond)
+}
+
+// quietLogger keeps the Temporal client's own logs out of the bench's figures.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...interface{}) {}
+func (quietLogger) Info(string, ...interface{})  {}
+func (quietLogger) Warn(string, ...interface{})  {}
+func (quietLogger) Error(string, ...interface{}) {}
