@@ -215,25 +215,31 @@ type pendingOffer struct {
 	AcceptTimeout time.Duration
 }
 
+// DispatchResult says what one dispatch pass did.
+type DispatchResult struct {
+	Offers int
+	// More: the pass stopped at its size limit; another pass may offer more.
+	More bool
+}
+
 // Dispatch offers waiting chats to free agents and notifies their workflows.
-// It returns how many offers it made.
-func (a *Activities) Dispatch(ctx context.Context) (int, error) {
+func (a *Activities) Dispatch(ctx context.Context) (DispatchResult, error) {
 	if activity.HasHeartbeatDetails(ctx) {
 		var p pendingOffer
 		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil && len(p.Offers) > 0 {
 			if err := a.Dispatcher.Notify(ctx, p.Offers, p.AcceptTimeout); err != nil {
-				return 0, err
+				return DispatchResult{}, err
 			}
 		}
 	}
-	offers, acceptTimeout, err := a.Dispatcher.Assign(ctx)
+	offers, acceptTimeout, more, err := a.Dispatcher.Assign(ctx)
 	if err != nil {
-		return 0, err
+		return DispatchResult{}, err
 	}
 	activity.RecordHeartbeat(ctx, pendingOffer{Offers: offers, AcceptTimeout: acceptTimeout})
 	if err := a.Dispatcher.Notify(ctx, offers, acceptTimeout); err != nil {
-		return 0, err
+		return DispatchResult{}, err
 	}
 	activity.RecordHeartbeat(ctx, pendingOffer{})
-	return len(offers), nil
+	return DispatchResult{Offers: len(offers), More: more}, nil
 }

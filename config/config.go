@@ -23,6 +23,7 @@ type Config struct {
 	RateLimitPerToken float64
 	WebhookRateLimit  float64
 	StickyCacheSize   int
+	WorkerPollers     int
 	ShutdownTimeout   time.Duration
 }
 
@@ -44,6 +45,7 @@ var Vars = []Var{
 	{"OMNICHAT_RATE_LIMIT", "50", "Requests per second allowed per API token (burst twice that); over it, 429."},
 	{"OMNICHAT_WEBHOOK_RATE_LIMIT", "500", "Webhook requests per second allowed per channel, checked before any database or Temporal work."},
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks."},
+	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
 }
 
@@ -88,6 +90,9 @@ func Load() (Config, error) {
 	}
 	if c.StickyCacheSize, err = strconv.Atoi(get("OMNICHAT_STICKY_CACHE_SIZE")); err != nil || c.StickyCacheSize < 0 {
 		errs = append(errs, "OMNICHAT_STICKY_CACHE_SIZE must be a whole number")
+	}
+	if c.WorkerPollers, err = strconv.Atoi(get("OMNICHAT_WORKER_POLLERS")); err != nil || c.WorkerPollers < 1 || c.WorkerPollers > 100 {
+		errs = append(errs, "OMNICHAT_WORKER_POLLERS must be a whole number from 1 to 100")
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("OMNICHAT_SHUTDOWN_TIMEOUT")); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, "OMNICHAT_SHUTDOWN_TIMEOUT must be a Go duration such as 20s")

@@ -58,13 +58,15 @@ func Decide(snap models.RoutingSnapshot) []models.Offer {
 	return offers
 }
 
-// Assign records offers for as many waiting chats as free capacity allows.
-func (d *Dispatcher) Assign(ctx context.Context) ([]models.Offer, time.Duration, error) {
+// Assign records offers for as many waiting chats as free capacity allows,
+// looking at most at maxChatsPerRun of them; more reports that a further pass
+// may find more to offer.
+func (d *Dispatcher) Assign(ctx context.Context) (offers []models.Offer, acceptTimeout time.Duration, more bool, err error) {
 	offers, snap, err := d.store.AssignWaiting(ctx, maxChatsPerRun, Decide)
 	if err != nil {
-		return nil, 0, fmt.Errorf("assign waiting chats: %w", err)
+		return nil, 0, false, fmt.Errorf("assign waiting chats: %w", err)
 	}
-	return offers, snap.Accept, nil
+	return offers, snap.Accept, len(snap.Waiting) == maxChatsPerRun && len(offers) > 0, nil
 }
 
 // Notify tells every offered chat's workflow; it tries all and returns the errors together.

@@ -15,6 +15,8 @@ type Options struct {
 	TaskQueue string
 	// StickyCacheSize is process-wide in the SDK; 0 keeps the SDK default.
 	StickyCacheSize int
+	// Pollers is the number of workflow-task and of activity-task pollers; 0 keeps the SDK default (2).
+	Pollers int
 }
 
 // New builds a worker with every workflow and activity registered.
@@ -22,7 +24,10 @@ func New(tc client.Client, acts *activities.Activities, opts Options) worker.Wor
 	if opts.StickyCacheSize > 0 {
 		worker.SetStickyWorkflowCacheSize(opts.StickyCacheSize)
 	}
-	w := worker.New(tc, opts.TaskQueue, worker.Options{})
+	w := worker.New(tc, opts.TaskQueue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: opts.Pollers,
+		MaxConcurrentActivityTaskPollers: opts.Pollers,
+	})
 	Register(w, acts)
 	return w
 }

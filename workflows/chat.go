@@ -199,8 +199,13 @@ func (c *chat) nextDeadline() (time.Time, func(workflow.Context) error) {
 	return time.Time{}, nil
 }
 
-func dbCtx(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, dbActivity)
+// db runs a database activity as a local activity and decodes its result.
+func db(ctx workflow.Context, activity any, arg any, out any) error {
+	ctx = workflow.WithLocalActivityOptions(ctx, localDB)
+	if arg == nil {
+		return workflow.ExecuteLocalActivity(ctx, activity).Get(ctx, out)
+	}
+	return workflow.ExecuteLocalActivity(ctx, activity, arg).Get(ctx, out)
 }
 
 func (c *chat) newID(ctx workflow.Context) string {
@@ -216,9 +221,9 @@ func (c *chat) ingest(ctx workflow.Context, m InboundMessage) error {
 		c.s.ChatID = c.newID(ctx)
 	}
 	var res activities.IngestResult
-	err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.Ingest, activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening,
+	err := db(ctx, c.acts.Ingest, activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening,
 		WorkflowID: c.workflow, ChannelID: c.in.ChannelID, ConversationID: c.in.ConversationID, ExternalID: m.ExternalID,
-		SenderID: m.SenderID, SenderName: m.SenderName, Text: m.Text, SentAt: m.SentAt}).Get(ctx, &res)
+		SenderID: m.SenderID, SenderName: m.SenderName, Text: m.Text, SentAt: m.SentAt}, &res)
 	if err != nil {
 		// A message that cannot be stored (its channel deleted) must not stop the chat.
 		c.logger.Error("inbound message not stored", "ExternalID", m.ExternalID, "Error", err)
@@ -247,7 +252,7 @@ func (c *chat) kickIfRouted(ctx workflow.Context) {
 }
 
 func (c *chat) kick(ctx workflow.Context) {
-	if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.KickDispatch).Get(ctx, nil); err != nil {
+	if err := db(ctx, c.acts.KickDispatch, nil, nil); err != nil {
 		c.logger.Error("dispatch kick failed", "Error", err)
 	}
 }
@@ -266,7 +271,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 	if c.s.Status != StatusOffered || workflow.Now(ctx).Before(c.s.OfferDeadline) {
 		return nil
 	}
-	err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.ExpireOffer, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}).Get(ctx, nil)
+	err := db(ctx, c.acts.ExpireOffer, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}, nil)
 	if err != nil {
 		return err
 	}
@@ -276,7 +281,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 }
 
 func (c *chat) closeChat(ctx workflow.Context, reason string) error {
-	if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}).Get(ctx, nil); err != nil {
+	if err := db(ctx, c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}, nil); err != nil {
 		return err
 	}
 	hadAgent := c.s.AgentID != ""
@@ -312,7 +317,7 @@ func (c *chat) deliverLoop(ctx workflow.Context) {
 		var app *temporal.ApplicationError
 		if err != nil && !(errors.As(err, &app) && app.Type() == ErrTypePermanentSend) {
 			// Out of retries: record it so the agent sees the message failed.
-			_ = workflow.ExecuteActivity(dbCtx(ctx), c.acts.MarkFailed, activities.MarkFailedRequest{MessageID: id, Reason: "not delivered after retries: " + err.Error()}).Get(ctx, nil)
+			_ = db(ctx, c.acts.MarkFailed, activities.MarkFailedRequest{MessageID: id, Reason: "not delivered after retries: " + err.Error()}, nil)
 		}
 		c.s.Outbox = c.s.Outbox[1:]
 	}
@@ -374,7 +379,7 @@ func (c *chat) accept(ctx workflow.Context, req AcceptRequest) (ChatResult, erro
 			out = c.result()
 			return nil
 		}
-		if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}).Get(ctx, nil); err != nil {
+		if err := db(ctx, c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}, nil); err != nil {
 			return commandError(err)
 		}
 		c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.CompletionDeadline = StatusInProgress, req.AgentID, time.Time{}, time.Time{}
@@ -432,8 +437,8 @@ func (c *chat) send(ctx workflow.Context, req SendRequest) (SendResult, error) {
 			return err
 		}
 		var rec activities.OutboundRecord
-		err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: c.newID(ctx),
-			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey}).Get(ctx, &rec)
+		err := db(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: c.newID(ctx),
+			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey}, &rec)
 		if err != nil {
 			return commandError(err)
 		}
@@ -491,13 +496,13 @@ func (c *chat) transfer(ctx workflow.Context, req TransferRequest) (ChatResult, 
 			return err
 		}
 		if req.ToAgentID != "" {
-			if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.TransferToAgent, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.ToAgentID}).Get(ctx, nil); err != nil {
+			if err := db(ctx, c.acts.TransferToAgent, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.ToAgentID}, nil); err != nil {
 				return commandError(err)
 			}
 			c.s.AgentID = req.ToAgentID
 		} else {
 			var q activities.QueueInfo
-			if err := workflow.ExecuteActivity(dbCtx(ctx), c.acts.TransferToQueue, activities.TransferToQueueRequest{ChatID: c.s.ChatID, QueueID: req.ToQueueID}).Get(ctx, &q); err != nil {
+			if err := db(ctx, c.acts.TransferToQueue, activities.TransferToQueueRequest{ChatID: c.s.ChatID, QueueID: req.ToQueueID}, &q); err != nil {
 				return commandError(err)
 			}
 			c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = q.QueueID, q.RoutingRule, q.CompletionTimeout

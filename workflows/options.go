@@ -20,6 +20,14 @@ var dbActivity = workflow.ActivityOptions{
 	},
 }
 
+// localDB is for database activities run as local activities: they take
+// milliseconds, so running them in the worker's own workflow task saves the
+// round trips of an activity task through the server on every message.
+var localDB = workflow.LocalActivityOptions{
+	StartToCloseTimeout: 15 * time.Second,
+	RetryPolicy:         dbActivity.RetryPolicy,
+}
+
 // deliverActivity sends through a provider: backoff, a bounded number of
 // attempts, no retry of a permanent refusal.
 var deliverActivity = workflow.ActivityOptions{
