@@ -274,7 +274,8 @@ func (b *bench) ingest(ctx context.Context) phase {
 
 func (b *bench) ceiling(ctx context.Context, tc client.Client) phase {
 	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
-		id := fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i)
+		// Same pattern as the ingest: each caller rotates over its conversations.
+		id := fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i%b.f.convsPerSender)
 		start := time.Now()
 		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
 			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
