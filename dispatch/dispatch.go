@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,13 +70,31 @@ func (d *Dispatcher) Assign(ctx context.Context) (offers []models.Offer, acceptT
 	return offers, snap.Accept, len(snap.Waiting) == maxChatsPerRun && len(offers) > 0, nil
 }
 
+// notifyParallel bounds the signals a pass sends at once: one pass can offer
+// hundreds of chats when much capacity frees, and one by one they would delay
+// every offer behind them.
+const notifyParallel = 16
+
 // Notify tells every offered chat's workflow; it tries all and returns the errors together.
 func (d *Dispatcher) Notify(ctx context.Context, offers []models.Offer, acceptTimeout time.Duration) error {
-	var errs []error
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, notifyParallel)
+	)
 	for _, o := range offers {
-		if err := d.notify.NotifyOffer(ctx, o, acceptTimeout); err != nil {
-			errs = append(errs, fmt.Errorf("notify chat %s: %w", o.ChatID, err))
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(o models.Offer) {
+			defer func() { <-sem; wg.Done() }()
+			if err := d.notify.NotifyOffer(ctx, o, acceptTimeout); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("notify chat %s: %w", o.ChatID, err))
+				mu.Unlock()
+			}
+		}(o)
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
