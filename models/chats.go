@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -54,44 +53,15 @@ type IngestResult struct {
 func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error) {
 	var res IngestResult
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var existing Message
-		err := tx.Where("channel_id = ? AND direction = ? AND external_id = ?", in.ChannelID, Inbound, in.ExternalMessageID).
-			Take(&existing).Error
-		switch {
-		case err == nil && existing.ChatID != in.ChatID:
-			res.Duplicate = true
-			return nil
-		case err == nil:
-			// A retry of a call that committed: report the chat as it is.
-			info, err := chatInfo(tx, in.ChatID)
-			res.Chat = info
-			return err
-		case !errors.Is(err, gorm.ErrRecordNotFound):
-			return err
-		}
 		now := time.Now().UTC()
 		if in.OpenChat {
-			var ch Channel
-			if err := tx.First(&ch, "id = ?", in.ChannelID).Error; err != nil {
-				return notFound(err, "channel")
+			// A redelivered first message must not open an empty chat: check first.
+			existing, err := inboundChat(tx, in.ChannelID, in.ExternalMessageID)
+			if err != nil || existing != uuid.Nil {
+				return ingestSeen(tx, in, existing, &res, err)
 			}
-			contact := Contact{ID: uuid.New(), ChannelID: in.ChannelID, ExternalID: in.SenderID, Name: in.SenderName}
-			if err := tx.Clauses(clause.OnConflict{
-				Columns:   []clause.Column{{Name: "channel_id"}, {Name: "external_id"}},
-				DoUpdates: clause.Assignments(map[string]any{"name": gorm.Expr("CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END")}),
-			}).Create(&contact).Error; err != nil {
-				return fmt.Errorf("upsert contact: %w", err)
-			}
-			// A fresh struct: GORM would add the upsert's unused primary key to the condition.
-			var stored Contact
-			if err := tx.Where("channel_id = ? AND external_id = ?", in.ChannelID, in.SenderID).Take(&stored).Error; err != nil {
-				return fmt.Errorf("load contact: %w", err)
-			}
-			contact = stored
-			chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: contact.ID,
-				ConversationID: in.ConversationID, WorkflowID: in.WorkflowID, Status: ChatWaiting, WaitingSince: now, CreatedAt: now}
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&chat).Error; err != nil {
-				return fmt.Errorf("create chat: %w", err)
+			if err := openChat(tx, in, now); err != nil {
+				return err
 			}
 		}
 		msg := Message{ID: uuid.New(), ChatID: in.ChatID, ChannelID: in.ChannelID, Direction: Inbound,
@@ -100,18 +70,80 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 			t := in.SentAt.UTC()
 			msg.ProviderTime = &t
 		}
-		if err := tx.Create(&msg).Error; err != nil {
-			return fmt.Errorf("insert message: %w", err)
+		ins := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "direction"}, {Name: "external_id"}}, DoNothing: true}).Create(&msg)
+		if ins.Error != nil {
+			return fmt.Errorf("insert message: %w", ins.Error)
+		}
+		if ins.RowsAffected == 0 {
+			existing, err := inboundChat(tx, in.ChannelID, in.ExternalMessageID)
+			return ingestSeen(tx, in, existing, &res, err)
 		}
 		if err := tx.Model(&Chat{}).Where("id = ?", in.ChatID).Update("last_message_at", now).Error; err != nil {
 			return err
 		}
 		res.Stored = true
-		info, err := chatInfo(tx, in.ChatID)
-		res.Chat = info
-		return err
+		if in.OpenChat {
+			info, err := chatInfo(tx, in.ChatID)
+			res.Chat = info
+			return err
+		}
+		res.Chat.ChatID = in.ChatID
+		return nil
 	})
 	return res, err
+}
+
+// inboundChat returns the chat holding an inbound message, uuid.Nil when none does.
+func inboundChat(tx *gorm.DB, channelID uuid.UUID, externalID string) (uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := tx.Model(&Message{}).Where("channel_id = ? AND direction = ? AND external_id = ?", channelID, Inbound, externalID).
+		Limit(1).Pluck("chat_id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return uuid.Nil, err
+	}
+	return ids[0], nil
+}
+
+// ingestSeen answers for a message that is already stored: a duplicate when it
+// is in another chat, or the chat as it is when an earlier attempt of this very
+// call committed.
+func ingestSeen(tx *gorm.DB, in IngestInput, existing uuid.UUID, res *IngestResult, err error) error {
+	if err != nil {
+		return err
+	}
+	if existing != in.ChatID {
+		res.Duplicate = true
+		return nil
+	}
+	info, err := chatInfo(tx, in.ChatID)
+	res.Chat = info
+	return err
+}
+
+// openChat creates the contact (or reuses it) and the chat row.
+func openChat(tx *gorm.DB, in IngestInput, now time.Time) error {
+	var ch Channel
+	if err := tx.First(&ch, "id = ?", in.ChannelID).Error; err != nil {
+		return notFound(err, "channel")
+	}
+	contact := Contact{ID: uuid.New(), ChannelID: in.ChannelID, ExternalID: in.SenderID, Name: in.SenderName}
+	if err := tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "channel_id"}, {Name: "external_id"}},
+		DoUpdates: clause.Assignments(map[string]any{"name": gorm.Expr("CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END")}),
+	}).Create(&contact).Error; err != nil {
+		return fmt.Errorf("upsert contact: %w", err)
+	}
+	// A fresh struct: GORM would add the upsert's unused primary key to the condition.
+	var stored Contact
+	if err := tx.Where("channel_id = ? AND external_id = ?", in.ChannelID, in.SenderID).Take(&stored).Error; err != nil {
+		return fmt.Errorf("load contact: %w", err)
+	}
+	chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: stored.ID,
+		ConversationID: in.ConversationID, WorkflowID: in.WorkflowID, Status: ChatWaiting, WaitingSince: now, CreatedAt: now}
+	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).Create(&chat).Error; err != nil {
+		return fmt.Errorf("create chat: %w", err)
+	}
+	return nil
 }
 
 func chatInfo(tx *gorm.DB, chatID uuid.UUID) (ChatInfo, error) {
