@@ -30,6 +30,10 @@ type chat struct {
 	acts     *activities.Activities
 	inbound  workflow.ReceiveChannel
 	offerCh  workflow.ReceiveChannel
+
+	timer       workflow.Future
+	timerAt     time.Time
+	cancelTimer workflow.CancelFunc
 }
 
 // ChatWorkflow runs one chat from its first message to its close: it stores
@@ -142,29 +146,47 @@ func (c *chat) run(ctx workflow.Context) error {
 			return c.inbound.Len() > 0 || c.offerCh.Len() > 0 || c.version != seen || c.s.Status == StatusClosed
 		}
 		deadline, fire := c.nextDeadline()
-		if deadline.IsZero() {
+		timer := c.armTimer(ctx, deadline)
+		if timer == nil {
 			if err := workflow.Await(ctx, wake); err != nil {
 				return err
 			}
 			continue
 		}
-		if wait := deadline.Sub(workflow.Now(ctx)); wait > 0 {
-			// The SDK leaves AwaitWithTimeout's timer running when the condition
-			// wakes it; cancel it so no stale timer fires later.
-			tctx, cancel := workflow.WithCancel(ctx)
-			woken, err := workflow.AwaitWithTimeout(tctx, wait, wake)
-			cancel()
-			if err != nil || woken {
-				if err != nil {
-					return err
-				}
-				continue
-			}
+		if err := workflow.Await(ctx, func() bool { return wake() || timer.IsReady() }); err != nil {
+			return err
 		}
+		if !timer.IsReady() {
+			continue
+		}
+		c.timer = nil // fired; a new deadline gets a new timer
 		if err := c.locked(ctx, func() error { return fire(ctx) }); err != nil {
 			return err
 		}
 	}
+}
+
+// armTimer keeps one durable timer for the nearest deadline and reuses it
+// while the deadline stays the same, so a busy chat does not start and cancel
+// a timer for every message. It returns nil when nothing is armed.
+func (c *chat) armTimer(ctx workflow.Context, deadline time.Time) workflow.Future {
+	if c.timer != nil && c.timerAt.Equal(deadline) {
+		return c.timer
+	}
+	if c.timer != nil {
+		c.cancelTimer()
+		c.timer = nil
+	}
+	if deadline.IsZero() {
+		return nil
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	wait := deadline.Sub(workflow.Now(ctx))
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	c.timer, c.timerAt, c.cancelTimer = workflow.NewTimer(tctx, wait), deadline, cancel
+	return c.timer
 }
 
 func (c *chat) shouldContinueAsNew(ctx workflow.Context) bool {
