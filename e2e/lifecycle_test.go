@@ -14,6 +14,7 @@ import (
 // by the completion timer; the customer's next message opens a new chat.
 func TestChatLifecycleThroughHTTP(t *testing.T) {
 	e := newEnv(t)
+	e.must(200, e.Do("GET", "/readyz", "", nil), "readyz with Postgres and Temporal up")
 	alice := e.agent("alice")
 	q := e.queue("Support", models.RuleAvailableAgent, 0.05, alice) // completion after 3 s
 	ch := e.channel(q)

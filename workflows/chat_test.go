@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -211,4 +212,67 @@ func continuedAsNew(t *testing.T, err error) ChatInput {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// all_agents: the chat is not routed by the dispatcher, and any agent may take it.
+func TestAllAgentsChatIsNotDispatchedAndAnyAgentAccepts(t *testing.T) {
+	h := newHarness(t, RuleAllAgents, 0)
+	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	h.at(time.Minute, func() {
+		if s := h.state(); s.Status != StatusWaiting || s.AgentID != "" {
+			t.Errorf("new all_agents chat: %s %q", s.Status, s.AgentID)
+		}
+		h.update(UpdateAccept, AcceptRequest{AgentID: "zoe"})
+	})
+	h.at(2*time.Minute, func() {
+		if s := h.state(); s.Status != StatusInProgress || s.AgentID != "zoe" {
+			t.Errorf("after accept: %s %q", s.Status, s.AgentID)
+		}
+		h.update(UpdateClose, CloseRequest{AgentID: "zoe"})
+	})
+	start(h, ChatInput{})
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	// Opening needs no dispatch; only the close frees capacity.
+	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 1)
+}
+
+// Commands are refused before anything runs when they do not fit the chat's state.
+func TestValidatorsRejectCommandsOutOfTurn(t *testing.T) {
+	h := newHarness(t, RuleAvailableAgent, 0)
+	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	reject := func(name string, arg any, wantType string) {
+		h.env.UpdateWorkflow(name, name+"-"+wantType, &testsuite.TestUpdateCallback{
+			OnReject: func(err error) {
+				var app *temporal.ApplicationError
+				if !errors.As(err, &app) || app.Type() != wantType {
+					t.Errorf("%s: rejected with %v, want type %s", name, err, wantType)
+				}
+			},
+			OnAccept:   func() { t.Errorf("%s was accepted, want a rejection", name) },
+			OnComplete: func(any, error) {},
+		}, arg)
+	}
+	h.at(time.Second, func() {
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "alice", AcceptTimeout: time.Hour})
+	})
+	h.at(time.Minute, func() {
+		reject(UpdateAccept, AcceptRequest{AgentID: "bob"}, ErrTypeConflict)           // offered to alice
+		reject(UpdateSend, SendRequest{AgentID: "alice", Text: "hi"}, ErrTypeConflict) // not accepted yet
+		h.update(UpdateAccept, AcceptRequest{AgentID: "alice"})
+	})
+	h.at(2*time.Minute, func() {
+		reject(UpdateSend, SendRequest{AgentID: "bob", Text: "hi"}, ErrTypeForbidden) // not bob's chat
+		reject(UpdateSend, SendRequest{AgentID: "alice", Text: ""}, ErrTypeInvalid)   // empty text
+		reject(UpdateTransfer, TransferRequest{AgentID: "alice"}, ErrTypeInvalid)     // no target
+		reject(UpdateTransfer, TransferRequest{AgentID: "alice", ToAgentID: "alice"}, ErrTypeInvalid)
+		reject(UpdateClose, CloseRequest{AgentID: "bob"}, ErrTypeForbidden)
+		h.update(UpdateClose, CloseRequest{AgentID: "alice"})
+	})
+	start(h, ChatInput{})
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	h.env.AssertActivityNumberOfCalls(t, "RecordOutbound", 0)
 }

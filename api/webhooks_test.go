@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/testenv"
+	"github.com/omnichat/omnichat/workflows"
+)
+
+// unavailable is a Temporal that takes nothing.
+type unavailable struct{ calls int }
+
+func (u *unavailable) DeliverInbound(context.Context, string, string, workflows.InboundMessage) error {
+	u.calls++
+	return errors.New("connection refused")
+}
+func (u *unavailable) Accept(context.Context, string, workflows.AcceptRequest) (workflows.ChatResult, error) {
+	return workflows.ChatResult{}, errors.New("unavailable")
+}
+func (u *unavailable) Send(context.Context, string, workflows.SendRequest) (workflows.SendResult, error) {
+	return workflows.SendResult{}, errors.New("unavailable")
+}
+func (u *unavailable) Close(context.Context, string, workflows.CloseRequest) (workflows.ChatResult, error) {
+	return workflows.ChatResult{}, errors.New("unavailable")
+}
+func (u *unavailable) Transfer(context.Context, string, workflows.TransferRequest) (workflows.ChatResult, error) {
+	return workflows.ChatResult{}, errors.New("unavailable")
+}
+func (u *unavailable) Kick(context.Context) error { return errors.New("unavailable") }
+
+// When Temporal cannot take a message the webhook answers 503, so the
+// provider retries; /readyz says Temporal is the problem.
+func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	ctx := context.Background()
+	q := &models.Queue{Name: "Q", RoutingRule: models.RuleAllAgents}
+	if err := store.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	ch := &models.Channel{Provider: apichannel.Name, Name: "C", Active: true, QueueID: q.ID, Secret: "0123456789abcdef0123",
+		Settings: models.JSONMap{apichannel.SettingOutboundURL: "http://127.0.0.1:1/"}}
+	if err := store.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	temporal := &unavailable{}
+	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: temporal, Providers: channels.NewRegistry(apichannel.New(nil)),
+		TemporalHealth: func(context.Context) error { return errors.New("connection refused") },
+		MaxBodyBytes:   1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 10}))
+	defer srv.Close()
+
+	body := []byte(`{"conversation_id":"c","message_id":"m","sender":{"id":"s","name":"S"},"text":"hello"}`)
+	req, _ := http.NewRequest("POST", srv.URL+"/webhooks/api/"+ch.ID.String(), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(apichannel.SignatureHeader, apichannel.Sign(ch.Secret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("webhook answered %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if temporal.calls != 1 {
+		t.Fatalf("DeliverInbound called %d times", temporal.calls)
+	}
+	var n int
+	if err := store.Raw(ctx, &n, `SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chats)`); err != nil || n != 0 {
+		t.Fatalf("rows written: %d (%v)", n, err)
+	}
+
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 503} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s answered %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
