@@ -75,18 +75,34 @@ type IngestRequest struct {
 	SenderID       string
 	SenderName     string
 	Text           string
+	Kind           string
 	SentAt         time.Time
+	Edited         bool
+	Bot            bool
+	Attachments    []AttachmentRef
+}
+
+// AttachmentRef is a file of an inbound message, as the provider names it.
+type AttachmentRef struct {
+	Kind, RemoteID, URL, Name, MediaType string
+	Size                                 int64
 }
 
 // IngestResult tells the workflow about the message and its chat.
 type IngestResult struct {
 	Duplicate         bool
 	Stored            bool
+	Edited            bool
+	NewContact        bool
 	ChatID            string
 	ContactID         string
 	QueueID           string
 	RoutingRule       string
 	CompletionTimeout time.Duration
+	// ReleasesThread: closing the chat hands the conversation back to a bot app.
+	ReleasesThread bool
+	// Attachments to fetch.
+	Attachments []string
 }
 
 // Ingest stores an inbound message once, opening the chat if needed.
@@ -99,21 +115,48 @@ func (a *Activities) Ingest(ctx context.Context, r IngestRequest) (IngestResult,
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res, err := a.Store.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID,
+	in := models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID,
 		ChannelID: channelID, ConversationID: r.ConversationID, SenderID: r.SenderID, SenderName: r.SenderName,
-		ExternalMessageID: r.ExternalID, Text: r.Text, SentAt: r.SentAt})
+		ExternalMessageID: r.ExternalID, Text: r.Text, Kind: r.Kind, SentAt: r.SentAt, Edited: r.Edited, Bot: r.Bot}
+	for _, at := range r.Attachments {
+		in.Attachments = append(in.Attachments, models.AttachmentInput{Kind: at.Kind, RemoteID: at.RemoteID, URL: at.URL,
+			Name: at.Name, MediaType: at.MediaType, Size: at.Size})
+	}
+	res, err := a.Store.Ingest(ctx, in)
 	if err != nil {
 		return IngestResult{}, domainError(err)
 	}
-	out := IngestResult{Duplicate: res.Duplicate, Stored: res.Stored}
-	if !res.Duplicate {
+	out := IngestResult{Duplicate: res.Duplicate, Stored: res.Stored, Edited: res.Edited, NewContact: res.NewContact}
+	for _, id := range res.Attachments {
+		out.Attachments = append(out.Attachments, id.String())
+	}
+	if !res.Duplicate && res.Chat.ChatID != uuid.Nil {
 		out.ChatID = res.Chat.ChatID.String()
 		out.ContactID = res.Chat.ContactID.String()
 		out.QueueID = res.Chat.QueueID.String()
 		out.RoutingRule = res.Chat.RoutingRule
 		out.CompletionTimeout = res.Chat.CompletionTimeout
+		if r.OpenChat {
+			out.ReleasesThread = a.releasesThread(ctx, channelID)
+		}
 	}
 	return out, nil
+}
+
+// releasesThread reports whether the channel hands conversations back to a bot on close.
+func (a *Activities) releasesThread(ctx context.Context, channelID uuid.UUID) bool {
+	ch, err := a.Store.GetChannel(ctx, channelID)
+	if err != nil {
+		return false
+	}
+	p, ok := a.Providers.Get(ch.Provider)
+	if !ok {
+		return false
+	}
+	r, ok := p.(interface {
+		ReleasesThread(cfg channels.Config) bool
+	})
+	return ok && r.ReleasesThread(ChannelConfig(ch))
 }
 
 // ChatAgent names a chat and an agent.

@@ -19,6 +19,7 @@ type RecordOutboundRequest struct {
 	AgentID        string
 	Text           string
 	IdempotencyKey string
+	AttachmentID   string
 }
 
 // OutboundRecord is the stored message.
@@ -59,6 +60,15 @@ func (a *Activities) RecordOutbound(ctx context.Context, r RecordOutboundRequest
 	if err != nil {
 		return OutboundRecord{}, err
 	}
+	if r.AttachmentID != "" && stored.ID == msgID {
+		attID, err := parseID("attachment", r.AttachmentID)
+		if err != nil {
+			return OutboundRecord{}, err
+		}
+		if err := a.Store.AttachToMessage(ctx, attID, msgID); err != nil {
+			return OutboundRecord{}, domainError(err)
+		}
+	}
 	return OutboundRecord{MessageID: stored.ID.String(), Status: stored.Status, New: stored.ID == msgID}, nil
 }
 
@@ -70,48 +80,58 @@ type DeliverRequest struct {
 // Deliver hands a stored agent message to its channel's provider and records
 // the outcome. A permanent refusal marks the message failed and is not retried;
 // throttling waits as long as the provider asks.
-func (a *Activities) Deliver(ctx context.Context, r DeliverRequest) error {
+func (a *Activities) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult, error) {
 	msgID, err := parseID("message", r.MessageID)
 	if err != nil {
-		return err
+		return DeliverResult{}, err
 	}
 	msg, err := a.Store.GetMessage(ctx, msgID)
 	if err != nil {
-		return domainError(err)
+		return DeliverResult{}, domainError(err)
 	}
-	if msg.Status == models.MsgSent || msg.Status == models.MsgFailed {
-		return nil // an earlier attempt finished it
+	if msg.Status != models.MsgSending {
+		return DeliverResult{}, nil // an earlier attempt finished it
 	}
 	chat, err := a.Store.GetChat(ctx, msg.ChatID)
 	if err != nil {
-		return domainError(err)
+		return DeliverResult{}, domainError(err)
 	}
 	ch, err := a.Store.GetChannel(ctx, chat.ChannelID)
 	if err != nil {
-		return domainError(err)
+		return DeliverResult{}, domainError(err)
 	}
 	provider, ok := a.Providers.Get(ch.Provider)
 	if !ok {
-		return a.fail(ctx, msgID, "channel provider "+ch.Provider+" is not available")
+		return DeliverResult{}, a.fail(ctx, msgID, "channel provider "+ch.Provider+" is not available")
 	}
 	agentID := ""
 	if msg.AgentID != nil {
 		agentID = msg.AgentID.String()
 	}
-	res, err := provider.Send(ctx, ChannelConfig(ch), channels.Outbound{MessageID: msg.ID.String(), ConversationID: chat.ConversationID,
-		Text: msg.Text, AgentID: agentID, AgentName: msg.SenderName, CreatedAt: msg.CreatedAt})
+	out := channels.Outbound{MessageID: msg.ID.String(), ConversationID: chat.ConversationID,
+		Text: msg.Text, AgentID: agentID, AgentName: msg.SenderName, CreatedAt: msg.CreatedAt}
+	if atts, err := a.Store.MessageAttachments(ctx, []uuid.UUID{msgID}); err != nil {
+		return DeliverResult{}, err
+	} else if len(atts) > 0 {
+		att, err := a.Store.GetAttachment(ctx, atts[0].ID)
+		if err != nil {
+			return DeliverResult{}, domainError(err)
+		}
+		out.File = &channels.File{Name: att.Name, MediaType: att.MediaType, Content: att.Content}
+	}
+	res, err := provider.Send(ctx, ChannelConfig(ch), out)
 	var perm *channels.PermanentError
 	var throttled *channels.RetryAfterError
 	switch {
 	case errors.As(err, &perm):
-		return a.fail(ctx, msgID, perm.Reason)
+		return DeliverResult{}, a.fail(ctx, msgID, perm.Reason)
 	case errors.As(err, &throttled):
-		return temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
+		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
 			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After})
 	case err != nil:
-		return fmt.Errorf("send message %s: %w", msgID, err)
+		return DeliverResult{}, fmt.Errorf("send message %s: %w", msgID, err)
 	}
-	return a.Store.SetMessageStatus(ctx, msgID, models.MsgSent, res.ExternalID, "")
+	return DeliverResult{Pause: res.Pause}, a.Store.SetMessageStatus(ctx, msgID, models.MsgSent, res.ExternalID, "")
 }
 
 func (a *Activities) fail(ctx context.Context, msgID uuid.UUID, reason string) error {

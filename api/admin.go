@@ -591,6 +591,20 @@ type PatchChannelDTO struct {
 	Settings map[string]string `json:"settings" binding:"omitempty,max=20"`
 }
 
+// channelConfig is the provider's view of a channel, with the webhook URL the
+// provider must use (empty while SiteUrl is not set).
+func (s *server) channelConfig(c *gin.Context, ch *models.Channel) (channels.Config, error) {
+	cfg := activities.ChannelConfig(ch)
+	site, err := s.Store.GetSetting(c.Request.Context(), models.SettingSiteURL)
+	if err != nil {
+		return cfg, err
+	}
+	if site != "" {
+		cfg.WebhookURL = strings.TrimRight(site, "/") + "/webhooks/" + ch.Provider + "/" + ch.ID.String()
+	}
+	return cfg, nil
+}
+
 func (s *server) provider(name string) (channels.Provider, error) {
 	p, ok := s.Providers.Get(name)
 	if !ok {
@@ -617,7 +631,11 @@ func (s *server) createChannel(c *gin.Context) {
 	ctx := c.Request.Context()
 	ch := &models.Channel{ID: uuid.New(), Provider: req.Provider, Name: req.Name, Active: req.Active == nil || *req.Active,
 		QueueID: req.QueueID, Secret: req.Secret, Settings: req.Settings}
-	cfg := activities.ChannelConfig(ch)
+	cfg, err := s.channelConfig(c, ch)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	if err := p.Validate(cfg); err != nil {
 		fail(c, err)
 		return
@@ -689,7 +707,11 @@ func (s *server) patchChannel(c *gin.Context) {
 	if req.Settings != nil {
 		ch.Settings = req.Settings
 	}
-	cfg := activities.ChannelConfig(ch)
+	cfg, err := s.channelConfig(c, ch)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	if err := p.Validate(cfg); err != nil {
 		fail(c, err)
 		return
@@ -723,7 +745,8 @@ func (s *server) deleteChannel(c *gin.Context) {
 		return
 	}
 	if p, ok := s.Providers.Get(ch.Provider); ok && ch.Active {
-		if err := p.Unregister(ctx, activities.ChannelConfig(ch)); err != nil {
+		cfg, _ := s.channelConfig(c, ch)
+		if err := p.Unregister(ctx, cfg); err != nil {
 			loggerFrom(c).WarnContext(ctx, "channel deleted but provider unregister failed", "channel", ch.ID, "error", err)
 		}
 	}

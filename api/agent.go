@@ -1,8 +1,10 @@
 package api
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,6 +29,7 @@ func (s *server) agentRoutes(g *gin.RouterGroup) {
 	g.POST("/chats/:id/close", s.closeChat)
 	g.POST("/chats/:id/transfer", s.transferChat)
 	g.GET("/notification-sound", s.notificationSound)
+	g.GET("/attachments/:id", s.getAttachment)
 }
 
 // MeDTO is the signed-in user.
@@ -239,24 +242,66 @@ func (s *server) markRead(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
+// AttachmentDTO is a file of a message; its content is at URL.
+type AttachmentDTO struct {
+	ID         uuid.UUID `json:"id"`
+	Kind       string    `json:"kind"`
+	Name       string    `json:"name"`
+	MediaType  string    `json:"media_type"`
+	Size       int64     `json:"size"`
+	Status     string    `json:"status"`
+	FailReason *string   `json:"fail_reason"`
+	URL        string    `json:"url"`
+}
+
+func attachmentDTO(a *models.Attachment) AttachmentDTO {
+	return AttachmentDTO{ID: a.ID, Kind: a.Kind, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Status: a.Status,
+		FailReason: a.FailReason, URL: "/api/v1/attachments/" + a.ID.String()}
+}
+
 // MessageDTO is a message of a chat.
 type MessageDTO struct {
-	ID         uuid.UUID  `json:"id"`
-	ChatID     uuid.UUID  `json:"chat_id"`
-	Direction  string     `json:"direction"`
-	Text       string     `json:"text"`
-	SenderName string     `json:"sender_name"`
-	AgentID    *uuid.UUID `json:"agent_id"`
-	Status     string     `json:"status"`
-	FailReason *string    `json:"fail_reason"`
-	ExternalID *string    `json:"external_id"`
-	SentAt     *time.Time `json:"sent_at"`
-	CreatedAt  time.Time  `json:"created_at"`
+	ID          uuid.UUID       `json:"id"`
+	ChatID      uuid.UUID       `json:"chat_id"`
+	Direction   string          `json:"direction"`
+	Kind        string          `json:"kind"`
+	Attachments []AttachmentDTO `json:"attachments"`
+	EditedAt    *time.Time      `json:"edited_at"`
+	Text        string          `json:"text"`
+	SenderName  string          `json:"sender_name"`
+	AgentID     *uuid.UUID      `json:"agent_id"`
+	Status      string          `json:"status"`
+	FailReason  *string         `json:"fail_reason"`
+	ExternalID  *string         `json:"external_id"`
+	SentAt      *time.Time      `json:"sent_at"`
+	CreatedAt   time.Time       `json:"created_at"`
 }
 
 func messageDTO(m *models.Message) MessageDTO {
-	return MessageDTO{ID: m.ID, ChatID: m.ChatID, Direction: m.Direction, Text: m.Text, SenderName: m.SenderName, AgentID: m.AgentID,
+	return MessageDTO{ID: m.ID, ChatID: m.ChatID, Direction: m.Direction, Kind: m.Kind, Attachments: []AttachmentDTO{}, EditedAt: m.EditedAt,
+		Text: m.Text, SenderName: m.SenderName, AgentID: m.AgentID,
 		Status: m.Status, FailReason: m.FailReason, ExternalID: m.ExternalID, SentAt: m.ProviderTime, CreatedAt: m.CreatedAt}
+}
+
+// withAttachments fills the messages' attachment lists.
+func (s *server) withAttachments(c *gin.Context, msgs []MessageDTO) error {
+	ids := make([]uuid.UUID, len(msgs))
+	at := map[uuid.UUID]int{}
+	for i, m := range msgs {
+		ids[i] = m.ID
+		at[m.ID] = i
+	}
+	atts, err := s.Store.MessageAttachments(c.Request.Context(), ids)
+	if err != nil {
+		return err
+	}
+	for i := range atts {
+		if atts[i].MessageID != nil {
+			j := at[*atts[i].MessageID]
+			msgs[j].Attachments = append(msgs[j].Attachments, attachmentDTO(&atts[i]))
+		}
+	}
+	return nil
 }
 
 // MessagePage is one page of a conversation, oldest first.
@@ -292,6 +337,10 @@ func (s *server) listMessages(c *gin.Context) {
 	for i := range ms {
 		page.Items = append(page.Items, messageDTO(&ms[i]))
 	}
+	if err := s.withAttachments(c, page.Items); err != nil {
+		fail(c, err)
+		return
+	}
 	if len(ms) == q.Limit {
 		page.NextCursor = strconv.FormatInt(ms[len(ms)-1].Seq, 10)
 	}
@@ -305,7 +354,14 @@ type SendDTO struct {
 
 func (s *server) sendMessage(c *gin.Context) {
 	var req SendDTO
-	if !bindJSON(c, &req) {
+	var upload *upload
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		var ok bool
+		if upload, ok = s.readUpload(c); !ok {
+			return
+		}
+		req.Text = upload.caption
+	} else if !bindJSON(c, &req) {
 		return
 	}
 	key := c.GetHeader("Idempotency-Key")
@@ -318,7 +374,20 @@ func (s *server) sendMessage(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	res, err := s.Chats.Send(ctx, row.WorkflowID, workflows.SendRequest{AgentID: currentUser(c).ID.String(), Text: req.Text, IdempotencyKey: key})
+	send := workflows.SendRequest{AgentID: currentUser(c).ID.String(), Text: req.Text, IdempotencyKey: key}
+	if upload != nil {
+		if row.Status != models.ChatInProgress || row.AgentID == nil || *row.AgentID != currentUser(c).ID {
+			problem(c, http.StatusConflict, "only the chat's agent can send, once the chat is accepted")
+			return
+		}
+		att, err := s.Store.CreateUpload(ctx, row.ChannelID, upload.name, upload.mediaType, upload.content)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		send.AttachmentID = att.ID.String()
+	}
+	res, err := s.Chats.Send(ctx, row.WorkflowID, send)
 	if err != nil {
 		fail(c, err)
 		return
@@ -328,7 +397,41 @@ func (s *server) sendMessage(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, messageDTO(msg))
+	dto := []MessageDTO{messageDTO(msg)}
+	if err := s.withAttachments(c, dto); err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, dto[0])
+}
+
+// getAttachment serves a stored file to an agent who may see its chat.
+func (s *server) getAttachment(c *gin.Context) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		problem(c, http.StatusNotFound, "attachment not found")
+		return
+	}
+	a, err := s.Store.AgentAttachment(c.Request.Context(), currentUser(c).ID, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if a.Status != models.AttachmentStored {
+		reason := "the file is not available yet"
+		if a.FailReason != nil {
+			reason = "the file could not be fetched: " + *a.FailReason
+		}
+		problem(c, http.StatusConflict, reason)
+		return
+	}
+	name := a.Name
+	if name == "" {
+		name = a.Kind
+	}
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	c.Data(http.StatusOK, a.MediaType, a.Content)
 }
 
 func (s *server) closeChat(c *gin.Context) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,12 +30,14 @@ type ChatCommands interface {
 
 // Deps are the API's dependencies.
 type Deps struct {
-	Store             *models.Store
-	Chats             ChatCommands
-	Providers         *channels.Registry
-	TemporalHealth    func(ctx context.Context) error
-	Logger            *slog.Logger
-	MaxBodyBytes      int64
+	Store          *models.Store
+	Chats          ChatCommands
+	Providers      *channels.Registry
+	TemporalHealth func(ctx context.Context) error
+	Logger         *slog.Logger
+	MaxBodyBytes   int64
+	// MaxUploadBytes bounds an agent's attachment upload (multipart send).
+	MaxUploadBytes    int64
 	RateLimitPerToken float64
 	WebhookRateLimit  float64
 }
@@ -68,6 +71,7 @@ func New(d Deps) http.Handler {
 	r.GET("/openapi.yaml", serveOpenAPI)
 
 	r.POST("/webhooks/:provider/:channelId", s.webhook)
+	r.GET("/webhooks/:provider/:channelId", s.webhookChallenge)
 
 	v1 := r.Group("/api/v1", s.authenticate)
 	s.agentRoutes(v1)
@@ -95,11 +99,15 @@ func loggerFrom(c *gin.Context) *slog.Logger {
 
 // limitBody caps every request body; reading past the cap fails with *http.MaxBytesError.
 func (s *server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.MaxBodyBytes {
+	limit := s.MaxBodyBytes
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") && s.MaxUploadBytes > limit {
+		limit = s.MaxUploadBytes + 64<<10 // the file plus its form fields
+	}
+	if c.Request.ContentLength > limit {
 		problem(c, http.StatusRequestEntityTooLarge, "request body is too large")
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"time"
@@ -19,6 +18,9 @@ type Config struct {
 	Provider string
 	Secret   string
 	Settings map[string]string
+	// WebhookURL is where the provider must deliver this channel's updates:
+	// SiteUrl + /webhooks/{provider}/{id}; empty when SiteUrl is not set.
+	WebhookURL string
 }
 
 // Sender is the customer who wrote.
@@ -27,21 +29,73 @@ type Sender struct {
 	Name string
 }
 
-// AttachmentRef points at a file the provider holds.
+// AttachmentRef points at a file the provider holds: by RemoteID (fetched
+// through the provider's API) or by URL (on the provider's hosts).
 type AttachmentRef struct {
-	Kind     string
-	RemoteID string
-	Name     string
+	Kind      string
+	RemoteID  string
+	URL       string
+	Name      string
+	MediaType string
+	Size      int64
 }
 
-// UnifiedMessage is an inbound message in omnichat's own shape, whatever the provider.
+// Message kinds.
+const (
+	KindText        = "text"
+	KindPhoto       = "photo"
+	KindDocument    = "document"
+	KindVoice       = "voice"
+	KindAudio       = "audio"
+	KindVideo       = "video"
+	KindSticker     = "sticker"
+	KindLocation    = "location"
+	KindUnsupported = "unsupported"
+)
+
+// Events other than a customer's message.
+const (
+	// EventHandoverToUs: omnichat now owns the conversation (a bot passed it).
+	EventHandoverToUs = "handover_to_us"
+	// EventHandoverToBot: a bot app took the conversation over.
+	EventHandoverToBot = "handover_to_bot"
+	// EventDelivered and EventRead carry a watermark: every outgoing message
+	// sent before it was delivered, or read.
+	EventDelivered = "delivered"
+	EventRead      = "read"
+	// EventEcho is our own outgoing message coming back from the provider.
+	EventEcho = "echo"
+)
+
+// UnifiedMessage is an inbound message or event in omnichat's own shape,
+// whatever the provider.
 type UnifiedMessage struct {
 	ConversationID string
 	ExternalID     string
 	Sender         Sender
 	Text           string
+	Kind           string
 	SentAt         time.Time
 	Attachments    []AttachmentRef
+	// Edited: the customer changed a message sent before (same ExternalID).
+	Edited bool
+	// Standby: it arrived while a bot app owns the conversation.
+	Standby bool
+	// Event is empty for a customer's message.
+	Event     string
+	Watermark time.Time
+}
+
+// ChallengeVerifier is implemented by providers that verify a webhook with a
+// GET challenge (Messenger's hub.challenge).
+type ChallengeVerifier interface {
+	VerifyChallenge(cfg Config, query map[string][]string) (string, error)
+}
+
+// ThreadReleaser is implemented by providers whose conversations can be
+// handed back to a bot app when a chat closes.
+type ThreadReleaser interface {
+	ReleaseThread(ctx context.Context, cfg Config, conversationID string) error
 }
 
 // Outbound is an agent's message to send.
@@ -52,17 +106,29 @@ type Outbound struct {
 	AgentID        string
 	AgentName      string
 	CreatedAt      time.Time
+	// File is set when the agent sends an attachment (Text is then its caption).
+	File *File
 }
 
 // SendResult is what the provider answered for a sent message.
 type SendResult struct {
 	ExternalID string
+	// Pause asks the sender to wait this long before the next message of the
+	// same conversation (the provider's pacing).
+	Pause time.Duration
+}
+
+// File is an attachment's content an agent sends.
+type File struct {
+	Name      string
+	MediaType string
+	Content   []byte
 }
 
 // Profile is what the provider tells about a contact.
 type Profile struct {
-	Name     string
-	PhotoURL string
+	Name  string
+	Photo *AttachmentRef
 }
 
 // Provider is one messenger integration.
@@ -84,8 +150,8 @@ type Provider interface {
 	Send(ctx context.Context, cfg Config, msg Outbound) (SendResult, error)
 	// Profile fetches a contact's profile.
 	Profile(ctx context.Context, cfg Config, userID string) (Profile, error)
-	// Attachment downloads a file; the caller closes the reader.
-	Attachment(ctx context.Context, cfg Config, ref AttachmentRef) (io.ReadCloser, string, error)
+	// Attachment downloads a file within the limits of the download policy.
+	Attachment(ctx context.Context, cfg Config, ref AttachmentRef) (Downloaded, error)
 }
 
 // Errors providers return.
@@ -116,6 +182,12 @@ type RetryAfterError struct {
 
 func (e *RetryAfterError) Error() string {
 	return fmt.Sprintf("throttled, retry after %s: %s", e.After, e.Reason)
+}
+
+// Downloaded is a fetched attachment.
+type Downloaded struct {
+	MediaType string
+	Content   []byte
 }
 
 // Registry maps provider names to providers.

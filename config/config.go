@@ -20,6 +20,9 @@ type Config struct {
 	LogLevel          slog.Level
 	LogFormat         string
 	MaxBodyBytes      int64
+	MaxUploadBytes    int64
+	TelegramAPIURL    string
+	FacebookGraphURL  string
 	RateLimitPerToken float64
 	WebhookRateLimit  float64
 	StickyCacheSize   int
@@ -42,6 +45,9 @@ var Vars = []Var{
 	{"OMNICHAT_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"OMNICHAT_LOG_FORMAT", "text", "text or json."},
 	{"OMNICHAT_MAX_BODY_BYTES", "1048576", "Largest request body accepted, in bytes; larger bodies get 413."},
+	{"OMNICHAT_MAX_UPLOAD_BYTES", "20971520", "Largest file an agent can send (multipart), in bytes."},
+	{"OMNICHAT_TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL (a local fake in tests)."},
+	{"OMNICHAT_FACEBOOK_GRAPH_URL", "https://graph.facebook.com/v21.0", "Facebook Graph API base URL, with its version (a local fake in tests)."},
 	{"OMNICHAT_RATE_LIMIT", "50", "Requests per second allowed per API token (burst twice that); over it, 429."},
 	{"OMNICHAT_WEBHOOK_RATE_LIMIT", "500", "Webhook requests per second allowed per channel, checked before any database or Temporal work."},
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks."},
@@ -70,6 +76,8 @@ func Load() (Config, error) {
 		TemporalNamespace: get("OMNICHAT_TEMPORAL_NAMESPACE"),
 		TaskQueue:         get("OMNICHAT_TASK_QUEUE"),
 		LogFormat:         strings.ToLower(get("OMNICHAT_LOG_FORMAT")),
+		TelegramAPIURL:    get("OMNICHAT_TELEGRAM_API_URL"),
+		FacebookGraphURL:  get("OMNICHAT_FACEBOOK_GRAPH_URL"),
 	}
 	var errs []string
 	if err := c.LogLevel.UnmarshalText([]byte(get("OMNICHAT_LOG_LEVEL"))); err != nil {
@@ -81,6 +89,9 @@ func Load() (Config, error) {
 	var err error
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("OMNICHAT_MAX_BODY_BYTES"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		errs = append(errs, "OMNICHAT_MAX_BODY_BYTES must be a whole number of at least 1024")
+	}
+	if c.MaxUploadBytes, err = strconv.ParseInt(get("OMNICHAT_MAX_UPLOAD_BYTES"), 10, 64); err != nil || c.MaxUploadBytes < 1024 || c.MaxUploadBytes > 20<<20 {
+		errs = append(errs, "OMNICHAT_MAX_UPLOAD_BYTES must be a whole number from 1024 to 20971520")
 	}
 	if c.RateLimitPerToken, err = strconv.ParseFloat(get("OMNICHAT_RATE_LIMIT"), 64); err != nil || c.RateLimitPerToken <= 0 {
 		errs = append(errs, "OMNICHAT_RATE_LIMIT must be a positive number")

@@ -36,7 +36,19 @@ type IngestInput struct {
 	SenderName        string
 	ExternalMessageID string
 	Text              string
+	Kind              string
 	SentAt            time.Time
+	// Edited replaces the text of the message stored under ExternalMessageID.
+	Edited bool
+	// Bot opens the chat as owned by a bot app: stored, not routed.
+	Bot         bool
+	Attachments []AttachmentInput
+}
+
+// AttachmentInput describes a file of an inbound message, fetched later.
+type AttachmentInput struct {
+	Kind, RemoteID, URL, Name, MediaType string
+	Size                                 int64
 }
 
 // IngestResult tells whether the message was new.
@@ -45,7 +57,13 @@ type IngestResult struct {
 	Duplicate bool
 	// Stored: this call wrote the message row (false on an idempotent retry).
 	Stored bool
-	Chat   ChatInfo
+	// Edited: the message existed and its text was replaced.
+	Edited bool
+	// NewContact: the chat's contact was created by this message.
+	NewContact bool
+	// Attachments still to fetch.
+	Attachments []uuid.UUID
+	Chat        ChatInfo
 }
 
 // Ingest stores an inbound message once per (channel, external ID), creating
@@ -54,18 +72,37 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 	var res IngestResult
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := time.Now().UTC()
+		if in.Edited {
+			upd := tx.Model(&Message{}).Where("channel_id = ? AND direction = ? AND external_id = ?", in.ChannelID, Inbound, in.ExternalMessageID).
+				Updates(map[string]any{"text": in.Text, "edited_at": now})
+			if upd.Error != nil {
+				return fmt.Errorf("edit message: %w", upd.Error)
+			}
+			if upd.RowsAffected > 0 {
+				res.Edited = true
+				return nil
+			}
+			// The original never reached us: store the edited text as the message.
+		}
 		if in.OpenChat {
 			// A redelivered first message must not open an empty chat: check first.
 			existing, err := inboundChat(tx, in.ChannelID, in.ExternalMessageID)
 			if err != nil || existing != uuid.Nil {
 				return ingestSeen(tx, in, existing, &res, err)
 			}
-			if err := openChat(tx, in, now); err != nil {
+			if res.NewContact, err = openChat(tx, in, now); err != nil {
 				return err
 			}
 		}
-		msg := Message{ID: uuid.New(), ChatID: in.ChatID, ChannelID: in.ChannelID, Direction: Inbound,
+		kind := in.Kind
+		if kind == "" {
+			kind = "text"
+		}
+		msg := Message{ID: uuid.New(), ChatID: in.ChatID, ChannelID: in.ChannelID, Direction: Inbound, Kind: kind,
 			ExternalID: &in.ExternalMessageID, Text: in.Text, SenderName: in.SenderName, Status: MsgReceived, CreatedAt: now}
+		if in.Edited {
+			msg.EditedAt = &now
+		}
 		if !in.SentAt.IsZero() {
 			t := in.SentAt.UTC()
 			msg.ProviderTime = &t
@@ -77,6 +114,14 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 		if ins.RowsAffected == 0 {
 			existing, err := inboundChat(tx, in.ChannelID, in.ExternalMessageID)
 			return ingestSeen(tx, in, existing, &res, err)
+		}
+		for _, a := range in.Attachments {
+			row := Attachment{ID: uuid.New(), ChannelID: in.ChannelID, MessageID: &msg.ID, Kind: a.Kind, RemoteID: a.RemoteID,
+				RemoteURL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Status: AttachmentPending, CreatedAt: now}
+			if err := tx.Create(&row).Error; err != nil {
+				return fmt.Errorf("insert attachment: %w", err)
+			}
+			res.Attachments = append(res.Attachments, row.ID)
 		}
 		if err := tx.Model(&Chat{}).Where("id = ?", in.ChatID).Update("last_message_at", now).Error; err != nil {
 			return err
@@ -115,35 +160,50 @@ func ingestSeen(tx *gorm.DB, in IngestInput, existing uuid.UUID, res *IngestResu
 		res.Duplicate = true
 		return nil
 	}
+	// An earlier attempt of this call committed: report what it did.
+	if err := tx.Raw(`SELECT a.id FROM attachments a JOIN messages m ON m.id = a.message_id
+		WHERE m.channel_id = ? AND m.direction = 'inbound' AND m.external_id = ? AND a.status = 'pending' ORDER BY a.created_at`,
+		in.ChannelID, in.ExternalMessageID).Scan(&res.Attachments).Error; err != nil {
+		return err
+	}
 	info, err := chatInfo(tx, in.ChatID)
 	res.Chat = info
 	return err
 }
 
-// openChat creates the contact (or reuses it) and the chat row.
-func openChat(tx *gorm.DB, in IngestInput, now time.Time) error {
+// openChat creates the contact (or reuses it) and the chat row; it reports
+// whether the contact is new.
+func openChat(tx *gorm.DB, in IngestInput, now time.Time) (bool, error) {
 	var ch Channel
 	if err := tx.First(&ch, "id = ?", in.ChannelID).Error; err != nil {
-		return notFound(err, "channel")
+		return false, notFound(err, "channel")
+	}
+	var known bool
+	if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM contacts WHERE channel_id = ? AND external_id = ?)`, in.ChannelID, in.SenderID).Scan(&known).Error; err != nil {
+		return false, err
 	}
 	contact := Contact{ID: uuid.New(), ChannelID: in.ChannelID, ExternalID: in.SenderID, Name: in.SenderName}
 	if err := tx.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "channel_id"}, {Name: "external_id"}},
 		DoUpdates: clause.Assignments(map[string]any{"name": gorm.Expr("CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END")}),
 	}).Create(&contact).Error; err != nil {
-		return fmt.Errorf("upsert contact: %w", err)
+		return false, fmt.Errorf("upsert contact: %w", err)
 	}
 	// A fresh struct: GORM would add the upsert's unused primary key to the condition.
 	var stored Contact
 	if err := tx.Where("channel_id = ? AND external_id = ?", in.ChannelID, in.SenderID).Take(&stored).Error; err != nil {
-		return fmt.Errorf("load contact: %w", err)
+		return false, fmt.Errorf("load contact: %w", err)
+	}
+	status := ChatWaiting
+	if in.Bot {
+		status = ChatBot
 	}
 	chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: stored.ID,
-		ConversationID: in.ConversationID, WorkflowID: in.WorkflowID, Status: ChatWaiting, WaitingSince: now, CreatedAt: now}
+		ConversationID: in.ConversationID, WorkflowID: in.WorkflowID, Status: status, WaitingSince: now, CreatedAt: now}
 	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).Create(&chat).Error; err != nil {
-		return fmt.Errorf("create chat: %w", err)
+		return false, fmt.Errorf("create chat: %w", err)
 	}
-	return nil
+	return !known, nil
 }
 
 func chatInfo(tx *gorm.DB, chatID uuid.UUID) (ChatInfo, error) {

@@ -9,6 +9,7 @@ import (
 
 // Chat statuses.
 const (
+	ChatBot        = "bot" // a bot app owns the conversation: stored, not routed
 	ChatWaiting    = "waiting"
 	ChatOffered    = "offered"
 	ChatInProgress = "in_progress"
@@ -32,10 +33,12 @@ const (
 	Inbound  = "inbound"
 	Outbound = "outbound"
 
-	MsgReceived = "received"
-	MsgSending  = "sending"
-	MsgSent     = "sent"
-	MsgFailed   = "failed"
+	MsgReceived  = "received"
+	MsgSending   = "sending"
+	MsgSent      = "sent"
+	MsgDelivered = "delivered"
+	MsgRead      = "read"
+	MsgFailed    = "failed"
 )
 
 // User is a person who signs in with a token: an agent, an admin, or both.
@@ -125,11 +128,12 @@ type Channel struct {
 
 // Contact is a customer as one channel knows them.
 type Contact struct {
-	ID         uuid.UUID `gorm:"type:uuid;primaryKey"`
-	ChannelID  uuid.UUID `gorm:"type:uuid"`
-	ExternalID string
-	Name       string
-	CreatedAt  time.Time
+	ID                uuid.UUID `gorm:"type:uuid;primaryKey"`
+	ChannelID         uuid.UUID `gorm:"type:uuid"`
+	ExternalID        string
+	Name              string
+	PhotoAttachmentID *uuid.UUID `gorm:"type:uuid"`
+	CreatedAt         time.Time
 }
 
 // Chat is one conversation from its first message to its close.
@@ -168,8 +172,36 @@ type Message struct {
 	Status         string
 	FailReason     *string
 	ProviderTime   *time.Time
+	Kind           string
+	EditedAt       *time.Time
 	CreatedAt      time.Time
 }
+
+// Attachment is a file of a message, or a contact's photo. Content is kept in
+// PostgreSQL: one store to back up, transactional with its message, and files
+// are capped at 20 MB.
+type Attachment struct {
+	ID         uuid.UUID  `gorm:"type:uuid;primaryKey"`
+	ChannelID  uuid.UUID  `gorm:"type:uuid"`
+	MessageID  *uuid.UUID `gorm:"type:uuid"`
+	Kind       string
+	RemoteID   string
+	RemoteURL  string
+	Name       string
+	MediaType  string
+	Size       int64
+	Content    []byte
+	Status     string
+	FailReason *string
+	CreatedAt  time.Time
+}
+
+// Attachment statuses.
+const (
+	AttachmentPending = "pending"
+	AttachmentStored  = "stored"
+	AttachmentFailed  = "failed"
+)
 
 // Setting is one stored system setting value.
 type Setting struct {

@@ -33,6 +33,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/channels/telegram"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/dispatch"
 	"github.com/omnichat/omnichat/migrations"
@@ -140,17 +141,35 @@ type Stack struct {
 	worker    worker.Worker
 }
 
+// Options point a stack's providers at fake servers.
+type Options struct {
+	TelegramURL string
+	FacebookURL string
+}
+
 // NewStack starts API and worker on their own database and task queue, so
 // stacks sharing one dev server never see each other's work.
 func NewStack(t testing.TB, tc client.Client) *Stack {
+	return NewStackWith(t, tc, Options{})
+}
+
+// NewStackWith is NewStack with providers pointed at the given fakes.
+func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	t.Helper()
+	if opts.TelegramURL == "" {
+		opts.TelegramURL = "http://127.0.0.1:1"
+	}
+	tg, err := telegram.New(opts.TelegramURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, store := NewDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("OMNICHAT_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
-		Providers: channels.NewRegistry(apichannel.New(nil))}
+		Providers: channels.NewRegistry(apichannel.New(nil), tg)}
 	s.Chats = chatcmd.New(tc, s.TaskQueue)
 	s.acts = &activities.Activities{Store: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
 	s.StartWorker()
@@ -159,7 +178,7 @@ func NewStack(t testing.TB, tc client.Client) *Stack {
 			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		},
-		MaxBodyBytes: 64 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000}))
+		MaxBodyBytes: 64 << 10, MaxUploadBytes: 256 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000}))
 	s.URL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()

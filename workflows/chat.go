@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,7 @@ func (c *chat) register(ctx workflow.Context) error {
 	c.inbound = workflow.GetSignalChannel(ctx, SignalInbound)
 	c.offerCh = workflow.GetSignalChannel(ctx, SignalOffer)
 	workflow.Go(ctx, c.deliverLoop)
+	workflow.Go(ctx, c.fetchLoop)
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ChatState, error) { return c.s, nil }); err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ func (c *chat) run(ctx workflow.Context) error {
 			return nil
 		}
 		if c.shouldContinueAsNew(ctx) {
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 && len(c.s.Fetches) == 0 }); err != nil {
 				return err
 			}
 			c.drain()
@@ -236,34 +238,93 @@ func (c *chat) newID(ctx workflow.Context) string {
 	return id
 }
 
-// ingest stores one inbound message; the first one opens the chat.
+// ingest handles one inbound message or conversation event; the first
+// message opens the chat.
 func (c *chat) ingest(ctx workflow.Context, m InboundMessage) error {
+	switch m.Event {
+	case EventHandoverToUs:
+		return c.handoverToUs(ctx)
+	case EventHandoverToBot:
+		if c.s.Status == StatusWaiting || c.s.Status == StatusOffered || c.s.Status == StatusInProgress {
+			return c.closeChat(ctx, CloseByBot)
+		}
+		return nil
+	}
 	opening := c.s.Status == ""
 	if c.s.ChatID == "" {
 		c.s.ChatID = c.newID(ctx)
 	}
+	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID,
+		ConversationID: c.in.ConversationID, ExternalID: m.ExternalID, SenderID: m.SenderID, SenderName: m.SenderName,
+		Text: m.Text, Kind: m.Kind, SentAt: m.SentAt, Edited: m.Edited, Bot: m.Standby}
+	for _, a := range m.Attachments {
+		req.Attachments = append(req.Attachments, activities.AttachmentRef{Kind: a.Kind, RemoteID: a.RemoteID, URL: a.URL,
+			Name: a.Name, MediaType: a.MediaType, Size: a.Size})
+	}
 	var res activities.IngestResult
-	err := db(ctx, c.acts.Ingest, activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening,
-		WorkflowID: c.workflow, ChannelID: c.in.ChannelID, ConversationID: c.in.ConversationID, ExternalID: m.ExternalID,
-		SenderID: m.SenderID, SenderName: m.SenderName, Text: m.Text, SentAt: m.SentAt}, &res)
-	if err != nil {
+	if err := db(ctx, c.acts.Ingest, req, &res); err != nil {
 		// A message that cannot be stored (its channel deleted) must not stop the chat.
 		c.logger.Error("inbound message not stored", "ExternalID", m.ExternalID, "Error", err)
 		return nil
 	}
-	if res.Duplicate {
-		return nil
+	if res.Duplicate || (opening && res.ChatID == "") {
+		return nil // a duplicate, or an edit of a message of an earlier chat
 	}
 	c.s.Handled++
+	c.s.Fetches = append(c.s.Fetches, res.Attachments...)
 	if opening {
 		c.s.ContactID, c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = res.ContactID, res.QueueID, res.RoutingRule, res.CompletionTimeout
+		c.s.ReleasesThread = res.ReleasesThread
 		c.s.Status = StatusWaiting
+		if m.Standby {
+			c.s.Status = StatusBot
+		}
+		if res.NewContact {
+			c.s.Fetches = append(c.s.Fetches, profileFetch+res.ContactID)
+		}
 		c.kickIfRouted(ctx)
 	}
 	if res.Stored && c.s.Status == StatusInProgress {
 		c.s.CompletionDeadline = time.Time{} // the customer answered: disarm
 	}
 	return nil
+}
+
+// profileFetch prefixes a contact ID in the fetch queue.
+const profileFetch = "profile:"
+
+// handoverToUs moves a bot-owned chat into routing.
+func (c *chat) handoverToUs(ctx workflow.Context) error {
+	if c.s.Status != StatusBot {
+		return nil
+	}
+	var q activities.QueueInfo
+	if err := db(ctx, c.acts.StartRouting, activities.CloseRequest{ChatID: c.s.ChatID}, &q); err != nil {
+		return err
+	}
+	c.s.Status = StatusWaiting
+	c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = q.QueueID, q.RoutingRule, q.CompletionTimeout
+	c.kickIfRouted(ctx)
+	return nil
+}
+
+// fetchLoop downloads attachments and profiles in the background, in order.
+func (c *chat) fetchLoop(ctx workflow.Context) {
+	opts := workflow.WithActivityOptions(ctx, fetchActivity)
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(c.s.Fetches) > 0 }); err != nil {
+			return
+		}
+		item := c.s.Fetches[0]
+		if contactID, ok := strings.CutPrefix(item, profileFetch); ok {
+			if err := workflow.ExecuteActivity(opts, c.acts.FetchProfile, activities.ProfileRequest{ContactID: contactID}).Get(ctx, nil); err != nil {
+				c.logger.Warn("contact profile not fetched", "Contact", contactID, "Error", err)
+			}
+		} else if err := workflow.ExecuteActivity(opts, c.acts.FetchAttachment, activities.FetchRequest{AttachmentID: item}).Get(ctx, nil); err != nil {
+			_ = db(ctx, c.acts.FailFetch, activities.FetchRequest{AttachmentID: item}, nil)
+		}
+		c.s.Fetches = c.s.Fetches[1:]
+	}
 }
 
 // kickIfRouted asks the dispatcher to offer the chat when its queue routes to one agent.
@@ -306,6 +367,12 @@ func (c *chat) closeChat(ctx workflow.Context, reason string) error {
 	if err := db(ctx, c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}, nil); err != nil {
 		return err
 	}
+	if c.s.ReleasesThread && reason != CloseByBot {
+		opts := workflow.WithActivityOptions(ctx, fetchActivity)
+		if err := workflow.ExecuteActivity(opts, c.acts.ReleaseThread, activities.CloseRequest{ChatID: c.s.ChatID}).Get(ctx, nil); err != nil {
+			c.logger.Warn("conversation not handed back to the bot", "Chat", c.s.ChatID, "Error", err)
+		}
+	}
 	hadAgent := c.s.AgentID != ""
 	c.s.Status, c.s.CloseReason, c.s.CompletionDeadline, c.s.OfferDeadline = StatusClosed, reason, time.Time{}, time.Time{}
 	if hadAgent {
@@ -317,7 +384,7 @@ func (c *chat) closeChat(ctx workflow.Context, reason string) error {
 // finish waits for handlers and deliveries, then either completes or, when
 // messages arrived while the chat closed, starts the next chat with them.
 func (c *chat) finish(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && len(c.s.Outbox) == 0 && len(c.s.Fetches) == 0 }); err != nil {
 		return err
 	}
 	c.drain()
@@ -328,19 +395,27 @@ func (c *chat) finish(ctx workflow.Context) error {
 	return nil
 }
 
-// deliverLoop hands agent messages to the provider one at a time, in order.
+// deliverLoop hands agent messages to the provider one at a time, in order,
+// keeping the pause the provider asks between two messages.
 func (c *chat) deliverLoop(ctx workflow.Context) {
 	for {
 		if err := workflow.Await(ctx, func() bool { return len(c.s.Outbox) > 0 }); err != nil {
 			return
 		}
+		if wait := c.s.LastSentAt.Add(c.s.Pause).Sub(workflow.Now(ctx)); wait > 0 {
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				return
+			}
+		}
 		id := c.s.Outbox[0]
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, deliverActivity), c.acts.Deliver, activities.DeliverRequest{MessageID: id}).Get(ctx, nil)
+		var res activities.DeliverResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, deliverActivity), c.acts.Deliver, activities.DeliverRequest{MessageID: id}).Get(ctx, &res)
 		var app *temporal.ApplicationError
 		if err != nil && !(errors.As(err, &app) && app.Type() == ErrTypePermanentSend) {
 			// Out of retries: record it so the agent sees the message failed.
 			_ = db(ctx, c.acts.MarkFailed, activities.MarkFailedRequest{MessageID: id, Reason: "not delivered after retries: " + err.Error()}, nil)
 		}
+		c.s.LastSentAt, c.s.Pause = workflow.Now(ctx), res.Pause
 		c.s.Outbox = c.s.Outbox[1:]
 	}
 }
@@ -446,8 +521,8 @@ func (c *chat) validateSend(req SendRequest) error {
 	if err := c.assigned(req.AgentID); err != nil {
 		return err
 	}
-	if req.Text == "" || len(req.Text) > maxTextLen {
-		return invalid("text must be 1 to 10000 bytes")
+	if (req.Text == "" && req.AttachmentID == "") || len(req.Text) > maxTextLen {
+		return invalid("text must be 1 to 10000 bytes, or empty with an attachment")
 	}
 	return nil
 }
@@ -460,7 +535,7 @@ func (c *chat) send(ctx workflow.Context, req SendRequest) (SendResult, error) {
 		}
 		var rec activities.OutboundRecord
 		err := db(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: c.newID(ctx),
-			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey}, &rec)
+			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey, AttachmentID: req.AttachmentID}, &rec)
 		if err != nil {
 			return commandError(err)
 		}

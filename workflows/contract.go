@@ -46,6 +46,7 @@ const (
 
 // Chat statuses (the same words as the chats table) and routing rules.
 const (
+	StatusBot        = "bot"
 	StatusWaiting    = "waiting"
 	StatusOffered    = "offered"
 	StatusInProgress = "in_progress"
@@ -59,6 +60,7 @@ const (
 const (
 	CloseByAgent = "agent"
 	CloseTimeout = "timeout"
+	CloseByBot   = "bot"
 )
 
 // ChatWorkflowID is the one workflow ID of a customer conversation: at most
@@ -86,14 +88,31 @@ type ChatInput struct {
 	ContinueAsNewAfter int `json:",omitempty"`
 }
 
-// InboundMessage is a customer's message as the webhook received it.
+// InboundMessage is a customer's message, or a conversation event, as the webhook received it.
 type InboundMessage struct {
-	ExternalID string
-	SenderID   string
-	SenderName string
-	Text       string
-	SentAt     time.Time
+	ExternalID  string
+	SenderID    string
+	SenderName  string
+	Text        string
+	Kind        string `json:",omitempty"`
+	SentAt      time.Time
+	Edited      bool                `json:",omitempty"`
+	Standby     bool                `json:",omitempty"`
+	Event       string              `json:",omitempty"`
+	Attachments []InboundAttachment `json:",omitempty"`
 }
+
+// InboundAttachment is a file of an inbound message, as the provider names it.
+type InboundAttachment struct {
+	Kind, RemoteID, URL, Name, MediaType string
+	Size                                 int64
+}
+
+// Conversation events carried by InboundMessage.Event.
+const (
+	EventHandoverToUs  = "handover_to_us"
+	EventHandoverToBot = "handover_to_bot"
+)
 
 // Offer says a chat was offered to an agent who has AcceptTimeout to accept.
 type Offer struct {
@@ -118,6 +137,14 @@ type ChatState struct {
 	CloseReason        string
 	// Outbox holds IDs of agent messages not yet handed to the provider, in order.
 	Outbox []string
+	// LastSentAt and Pause pace deliveries as the provider asks.
+	LastSentAt time.Time
+	Pause      time.Duration
+	// Fetches are background downloads still to do: attachment IDs, and
+	// "profile:<contactID>".
+	Fetches []string
+	// ReleasesThread: on close, hand the conversation back to the channel's bot app.
+	ReleasesThread bool
 	// Handled counts inbound messages handled in this run.
 	Handled int
 }
@@ -132,6 +159,8 @@ type SendRequest struct {
 	AgentID        string
 	Text           string
 	IdempotencyKey string
+	// AttachmentID is a file the agent uploaded to send, Text its caption.
+	AttachmentID string `json:",omitempty"`
 }
 
 // SendResult is the send update's answer.

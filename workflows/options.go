@@ -41,6 +41,19 @@ var deliverActivity = workflow.ActivityOptions{
 	},
 }
 
+// fetchActivity downloads from a provider (attachments, profiles, thread
+// handover): a few attempts, then the chat goes on without it.
+var fetchActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:        2 * time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		MaximumAttempts:        5,
+		NonRetryableErrorTypes: []string{ErrTypePermanentSend, ErrTypeNotFound, ErrTypeInvalid},
+	},
+}
+
 // dispatchActivity offers waiting chats; it heartbeats the offers it recorded.
 var dispatchActivity = workflow.ActivityOptions{
 	StartToCloseTimeout: 30 * time.Second,

@@ -155,6 +155,7 @@ func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.Unif
 		ExternalID:     in.MessageID,
 		Sender:         channels.Sender{ID: in.Sender.ID, Name: name},
 		Text:           in.Text,
+		Kind:           channels.KindText,
 		SentAt:         in.Timestamp,
 	}}, nil
 }
@@ -206,6 +207,6 @@ func (p *Provider) Profile(context.Context, channels.Config, string) (channels.P
 }
 
 // Attachment implements channels.Provider.
-func (p *Provider) Attachment(context.Context, channels.Config, channels.AttachmentRef) (io.ReadCloser, string, error) {
-	return nil, "", channels.ErrNotSupported
+func (p *Provider) Attachment(context.Context, channels.Config, channels.AttachmentRef) (channels.Downloaded, error) {
+	return channels.Downloaded{}, channels.ErrNotSupported
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/channels/telegram"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/config"
 	"github.com/omnichat/omnichat/dispatch"
@@ -30,8 +31,12 @@ import (
 )
 
 // providers lists the channel providers this build serves.
-func providers() *channels.Registry {
-	return channels.NewRegistry(apichannel.New(nil))
+func providers(cfg config.Config) (*channels.Registry, error) {
+	tg, err := telegram.New(cfg.TelegramAPIURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	return channels.NewRegistry(apichannel.New(nil), tg), nil
 }
 
 func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, withAPI, withWorker bool) error {
@@ -50,7 +55,10 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 	}
 	defer tc.Close()
 	cmds := chatcmd.New(tc, cfg.TaskQueue)
-	registry := providers()
+	registry, err := providers(cfg)
+	if err != nil {
+		return err
+	}
 
 	errc := make(chan error, 2)
 	if withWorker {
@@ -70,7 +78,7 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 					_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 					return err
 				},
-				MaxBodyBytes: cfg.MaxBodyBytes, RateLimitPerToken: cfg.RateLimitPerToken, WebhookRateLimit: cfg.WebhookRateLimit}),
+				MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, RateLimitPerToken: cfg.RateLimitPerToken, WebhookRateLimit: cfg.WebhookRateLimit}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
