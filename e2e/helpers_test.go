@@ -47,7 +47,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st := testenv.NewStack(t, temporalClient)
+	return adminEnv(t, testenv.NewStack(t, temporalClient))
+}
+
+// adminEnv adds an admin and an outbound endpoint to a stack.
+func adminEnv(t *testing.T, st *testenv.Stack) *env {
+	t.Helper()
 	u := &models.User{Name: "Admin", Email: "admin@example.com", CanManageChats: true}
 	if err := st.Store.CreateUser(context.Background(), u); err != nil {
 		t.Fatal(err)

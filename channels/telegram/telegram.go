@@ -137,10 +137,20 @@ func (p *Provider) do(req *http.Request, result any) error {
 		return &apiError{Code: code, Description: env.Description, RetryAfter: env.Parameters.RetryAfter}
 	}
 	if result != nil {
-		return json.Unmarshal(env.Result, result)
+		if err := json.Unmarshal(env.Result, result); err != nil {
+			return &resultError{method: methodOf(req.URL.Path), err: err}
+		}
 	}
 	return nil
 }
+
+// resultError: Telegram said ok, but its result could not be read.
+type resultError struct {
+	method string
+	err    error
+}
+
+func (e *resultError) Error() string { return "telegram " + e.method + ": unreadable result: " + e.err.Error() }
 
 func methodOf(path string) string { return path[strings.LastIndex(path, "/")+1:] }
 
@@ -253,14 +263,24 @@ func fillContent(um *channels.UnifiedMessage, m *Message) {
 	}
 }
 
-// Send implements channels.Provider.
+// sentMessage is the part of a sent message omnichat reads.
+type sentMessage struct {
+	MessageID int64 `json:"message_id"`
+}
+
+// Send implements channels.Provider. Once Telegram answers ok the message is
+// sent: an answer omnichat cannot read must not make it send again.
 func (p *Provider) Send(ctx context.Context, cfg channels.Config, msg channels.Outbound) (channels.SendResult, error) {
-	var sent Message
+	var sent sentMessage
 	var err error
 	if msg.File != nil {
 		err = p.sendFile(ctx, cfg, msg, &sent)
 	} else {
 		err = p.call(ctx, cfg.Secret, "sendMessage", map[string]any{"chat_id": msg.ConversationID, "text": msg.Text}, &sent)
+	}
+	var unreadable *resultError
+	if errors.As(err, &unreadable) {
+		return channels.SendResult{Pause: pace}, nil
 	}
 	if err != nil {
 		return channels.SendResult{}, sendError(err)
@@ -289,7 +309,7 @@ func sendError(err error) error {
 }
 
 // sendFile uploads an agent's attachment with sendPhoto or sendDocument.
-func (p *Provider) sendFile(ctx context.Context, cfg channels.Config, msg channels.Outbound, sent *Message) error {
+func (p *Provider) sendFile(ctx context.Context, cfg channels.Config, msg channels.Outbound, sent *sentMessage) error {
 	method, field := "sendDocument", "document"
 	if strings.HasPrefix(msg.File.MediaType, "image/") {
 		method, field = "sendPhoto", "photo"
