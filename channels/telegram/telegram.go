@@ -150,7 +150,9 @@ type resultError struct {
 	err    error
 }
 
-func (e *resultError) Error() string { return "telegram " + e.method + ": unreadable result: " + e.err.Error() }
+func (e *resultError) Error() string {
+	return "telegram " + e.method + ": unreadable result: " + e.err.Error()
+}
 
 func methodOf(path string) string { return path[strings.LastIndex(path, "/")+1:] }
 
