@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -550,26 +551,47 @@ func (s *server) removeQueueRole(c *gin.Context) {
 
 // ---- channels ----
 
-// ChannelDTO is a channel; its secret is never returned.
+// ChannelDTO is a channel; its secret and secret settings are never returned.
 type ChannelDTO struct {
-	ID         uuid.UUID         `json:"id"`
-	Provider   string            `json:"provider"`
-	Name       string            `json:"name"`
-	Active     bool              `json:"active"`
-	QueueID    uuid.UUID         `json:"queue_id"`
-	Settings   map[string]string `json:"settings"`
-	SecretSet  bool              `json:"secret_set"`
-	WebhookURL string            `json:"webhook_path"`
-	CreatedAt  time.Time         `json:"created_at"`
+	ID                uuid.UUID         `json:"id"`
+	Provider          string            `json:"provider"`
+	Name              string            `json:"name"`
+	Active            bool              `json:"active"`
+	QueueID           uuid.UUID         `json:"queue_id"`
+	Settings          map[string]string `json:"settings"`
+	SecretSet         bool              `json:"secret_set"`
+	SecretSettingsSet []string          `json:"secret_settings_set"`
+	WebhookURL        string            `json:"webhook_path"`
+	CreatedAt         time.Time         `json:"created_at"`
 }
 
-func channelDTO(ch *models.Channel) ChannelDTO {
-	settings := map[string]string(ch.Settings)
-	if settings == nil {
-		settings = map[string]string{}
+// secretSettings names the settings a provider keeps write-only.
+func (s *server) secretSettings(provider string) map[string]bool {
+	out := map[string]bool{}
+	if p, ok := s.Providers.Get(provider); ok {
+		if sp, ok := p.(interface{ SecretSettings() []string }); ok {
+			for _, k := range sp.SecretSettings() {
+				out[k] = true
+			}
+		}
 	}
+	return out
+}
+
+func (s *server) channelDTO(ch *models.Channel) ChannelDTO {
+	secret := s.secretSettings(ch.Provider)
+	settings := map[string]string{}
+	set := []string{}
+	for k, v := range ch.Settings {
+		if secret[k] {
+			set = append(set, k)
+			continue
+		}
+		settings[k] = v
+	}
+	sort.Strings(set)
 	return ChannelDTO{ID: ch.ID, Provider: ch.Provider, Name: ch.Name, Active: ch.Active, QueueID: ch.QueueID, Settings: settings,
-		SecretSet: ch.Secret != "", WebhookURL: fmt.Sprintf("/webhooks/%s/%s", ch.Provider, ch.ID), CreatedAt: ch.CreatedAt}
+		SecretSet: ch.Secret != "", SecretSettingsSet: set, WebhookURL: fmt.Sprintf("/webhooks/%s/%s", ch.Provider, ch.ID), CreatedAt: ch.CreatedAt}
 }
 
 // CreateChannelDTO creates a channel. Secret is write-only.
@@ -582,7 +604,7 @@ type CreateChannelDTO struct {
 	Settings map[string]string `json:"settings" binding:"omitempty,max=20"`
 }
 
-// PatchChannelDTO changes a channel.
+// PatchChannelDTO changes a channel; settings are merged into the stored ones ("" removes a key).
 type PatchChannelDTO struct {
 	Name     *string           `json:"name" binding:"omitempty,min=1,max=200"`
 	Active   *bool             `json:"active"`
@@ -615,7 +637,7 @@ func (s *server) provider(name string) (channels.Provider, error) {
 
 func (s *server) listChannels(c *gin.Context) {
 	cs, err := s.Store.ListChannels(c.Request.Context())
-	respond(c, http.StatusOK, mapSlice(cs, channelDTO), err)
+	respond(c, http.StatusOK, mapSlice(cs, s.channelDTO), err)
 }
 
 func (s *server) createChannel(c *gin.Context) {
@@ -651,7 +673,7 @@ func (s *server) createChannel(c *gin.Context) {
 		}
 	}
 	err = s.Store.CreateChannel(ctx, ch)
-	respond(c, http.StatusCreated, channelDTO(ch), err)
+	respond(c, http.StatusCreated, s.channelDTO(ch), err)
 }
 
 func (s *server) loadChannel(c *gin.Context) (*models.Channel, bool) {
@@ -669,7 +691,7 @@ func (s *server) loadChannel(c *gin.Context) (*models.Channel, bool) {
 
 func (s *server) getChannel(c *gin.Context) {
 	if ch, ok := s.loadChannel(c); ok {
-		c.JSON(http.StatusOK, channelDTO(ch))
+		c.JSON(http.StatusOK, s.channelDTO(ch))
 	}
 }
 
@@ -705,7 +727,19 @@ func (s *server) patchChannel(c *gin.Context) {
 		ch.Secret = *req.Secret
 	}
 	if req.Settings != nil {
-		ch.Settings = req.Settings
+		// Merge, so a write-only setting survives a change of another; "" removes one.
+		merged := models.JSONMap{}
+		for k, v := range ch.Settings {
+			merged[k] = v
+		}
+		for k, v := range req.Settings {
+			if v == "" {
+				delete(merged, k)
+			} else {
+				merged[k] = v
+			}
+		}
+		ch.Settings = merged
 	}
 	cfg, err := s.channelConfig(c, ch)
 	if err != nil {
@@ -731,7 +765,7 @@ func (s *server) patchChannel(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, channelDTO(ch))
+	c.JSON(http.StatusOK, s.channelDTO(ch))
 }
 
 func (s *server) deleteChannel(c *gin.Context) {

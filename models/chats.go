@@ -182,10 +182,16 @@ func openChat(tx *gorm.DB, in IngestInput, now time.Time) (bool, error) {
 	if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM contacts WHERE channel_id = ? AND external_id = ?)`, in.ChannelID, in.SenderID).Scan(&known).Error; err != nil {
 		return false, err
 	}
-	contact := Contact{ID: uuid.New(), ChannelID: in.ChannelID, ExternalID: in.SenderID, Name: in.SenderName}
+	// A provider that sends no name (Messenger) gets a fallback until the profile
+	// arrives; a known contact keeps its name unless the message brings one.
+	name := in.SenderName
+	if name == "" {
+		name = "Customer " + suffix(in.SenderID, 4)
+	}
+	contact := Contact{ID: uuid.New(), ChannelID: in.ChannelID, ExternalID: in.SenderID, Name: name}
 	if err := tx.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "channel_id"}, {Name: "external_id"}},
-		DoUpdates: clause.Assignments(map[string]any{"name": gorm.Expr("CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END")}),
+		DoUpdates: clause.Assignments(map[string]any{"name": gorm.Expr("CASE WHEN ? <> '' THEN ? ELSE contacts.name END", in.SenderName, in.SenderName)}),
 	}).Create(&contact).Error; err != nil {
 		return false, fmt.Errorf("upsert contact: %w", err)
 	}
@@ -513,4 +519,11 @@ func (s *Store) GetChat(ctx context.Context, id uuid.UUID) (*Chat, error) {
 func (s *Store) GetContact(ctx context.Context, id uuid.UUID) (*Contact, error) {
 	var c Contact
 	return &c, notFound(s.db.WithContext(ctx).First(&c, "id = ?", id).Error, "contact")
+}
+
+func suffix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }

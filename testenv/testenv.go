@@ -33,6 +33,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/channels/facebook"
 	"github.com/omnichat/omnichat/channels/telegram"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/dispatch"
@@ -159,7 +160,14 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	if opts.TelegramURL == "" {
 		opts.TelegramURL = "http://127.0.0.1:1"
 	}
+	if opts.FacebookURL == "" {
+		opts.FacebookURL = "http://127.0.0.1:1/v21.0"
+	}
 	tg, err := telegram.New(opts.TelegramURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := facebook.New(opts.FacebookURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +177,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
-		Providers: channels.NewRegistry(apichannel.New(nil), tg)}
+		Providers: channels.NewRegistry(apichannel.New(nil), tg, fb)}
 	s.Chats = chatcmd.New(tc, s.TaskQueue)
 	s.acts = &activities.Activities{Store: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
 	s.StartWorker()

@@ -21,6 +21,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/channels/facebook"
 	"github.com/omnichat/omnichat/channels/telegram"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/config"
@@ -36,7 +37,11 @@ func providers(cfg config.Config) (*channels.Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return channels.NewRegistry(apichannel.New(nil), tg), nil
+	fb, err := facebook.New(cfg.FacebookGraphURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	return channels.NewRegistry(apichannel.New(nil), tg, fb), nil
 }
 
 func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, withAPI, withWorker bool) error {
