@@ -8,7 +8,7 @@ OMNICHAT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/omnichat?sslmode=dis
 OMNICHAT_TEMPORAL_ADDRESS ?= 127.0.0.1:7233
 export OMNICHAT_DATABASE_URL OMNICHAT_TEMPORAL_ADDRESS
 
-.PHONY: run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
+.PHONY: fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -47,6 +47,10 @@ workflowcheck: ## Temporal's determinism analyzer over the workflows
 record-histories: temporal ## re-record the histories the replay tests replay (after an intended workflow change)
 	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories" \
 		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency' ./e2e
+
+FUZZTIME ?= 30s
+fuzz: ## fuzz every webhook parser for FUZZTIME each
+	for p in apichannel telegram facebook; do go test ./channels/$$p -run '^$$' -fuzz FuzzParseWebhook -fuzztime $(FUZZTIME) || exit 1; done
 
 bench: build ## load-test a running stack (see bin/omnichat bench -h)
 	bin/omnichat bench

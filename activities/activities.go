@@ -31,9 +31,17 @@ type Kicker interface {
 	Kick(ctx context.Context) error
 }
 
+// FileStorage keeps attachments' content. PostgreSQL (models.Store) is the
+// one implementation; a file or object store can take its place.
+type FileStorage interface {
+	StoreAttachmentContent(ctx context.Context, id uuid.UUID, mediaType string, content []byte) error
+	AttachmentContent(ctx context.Context, id uuid.UUID) (mediaType string, content []byte, err error)
+}
+
 // Activities holds the dependencies of every activity.
 type Activities struct {
 	Store      *models.Store
+	Files      FileStorage
 	Providers  *channels.Registry
 	Dispatcher *dispatch.Dispatcher
 	Kicker     Kicker

@@ -50,7 +50,7 @@ func (a *Activities) FetchAttachment(ctx context.Context, r FetchRequest) error 
 	case err != nil:
 		return err
 	}
-	return a.Store.StoreAttachmentContent(ctx, id, got.MediaType, got.Content)
+	return a.Files.StoreAttachmentContent(ctx, id, got.MediaType, got.Content)
 }
 
 // FailFetch records that a fetch ran out of retries.

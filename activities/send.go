@@ -113,11 +113,11 @@ func (a *Activities) Deliver(ctx context.Context, r DeliverRequest) (DeliverResu
 	if atts, err := a.Store.MessageAttachments(ctx, []uuid.UUID{msgID}); err != nil {
 		return DeliverResult{}, err
 	} else if len(atts) > 0 {
-		att, err := a.Store.GetAttachment(ctx, atts[0].ID)
+		mt, content, err := a.Files.AttachmentContent(ctx, atts[0].ID)
 		if err != nil {
 			return DeliverResult{}, domainError(err)
 		}
-		out.File = &channels.File{Name: att.Name, MediaType: att.MediaType, Content: att.Content}
+		out.File = &channels.File{Name: atts[0].Name, MediaType: mt, Content: content}
 	}
 	res, err := provider.Send(ctx, ChannelConfig(ch), out)
 	var perm *channels.PermanentError

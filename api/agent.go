@@ -102,6 +102,7 @@ type ChatDTO struct {
 	RoutingRule    string     `json:"routing_rule"`
 	ContactID      uuid.UUID  `json:"contact_id"`
 	ContactName    string     `json:"contact_name"`
+	ContactPhoto   string     `json:"contact_photo_url,omitempty"`
 	AgentID        *uuid.UUID `json:"agent_id"`
 	UnreadMessages int        `json:"unread_messages"`
 	WaitingSince   time.Time  `json:"waiting_since"`
@@ -117,7 +118,15 @@ func chatDTO(r *models.ChatRow) ChatDTO {
 	return ChatDTO{ID: r.ID, Status: r.Status, ChannelID: r.ChannelID, ChannelName: r.ChannelName, Provider: r.Provider,
 		QueueID: r.QueueID, QueueName: r.QueueName, RoutingRule: r.RoutingRule, ContactID: r.ContactID, ContactName: r.ContactName,
 		AgentID: r.AgentID, UnreadMessages: r.UnreadMessages, WaitingSince: r.WaitingSince, OfferedAt: r.OfferedAt,
-		AcceptedAt: r.AcceptedAt, ClosedAt: r.ClosedAt, CloseReason: r.CloseReason, LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt}
+		AcceptedAt: r.AcceptedAt, ClosedAt: r.ClosedAt, CloseReason: r.CloseReason, LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt,
+		ContactPhoto: photoURL(r.ContactPhotoID)}
+}
+
+func photoURL(id *uuid.UUID) string {
+	if id == nil {
+		return ""
+	}
+	return "/api/v1/attachments/" + id.String()
 }
 
 // ChatPage is one page of chats.
@@ -425,13 +434,18 @@ func (s *server) getAttachment(c *gin.Context) {
 		problem(c, http.StatusConflict, reason)
 		return
 	}
+	mt, content, err := s.Files.AttachmentContent(c.Request.Context(), a.ID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	name := a.Name
 	if name == "" {
 		name = a.Kind
 	}
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	c.Data(http.StatusOK, a.MediaType, a.Content)
+	c.Data(http.StatusOK, mt, content)
 }
 
 func (s *server) closeChat(c *gin.Context) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
 	"github.com/omnichat/omnichat/channels"
@@ -30,7 +31,11 @@ type ChatCommands interface {
 
 // Deps are the API's dependencies.
 type Deps struct {
-	Store          *models.Store
+	Store *models.Store
+	// Files serves attachments' content; nil means Store.
+	Files interface {
+		AttachmentContent(ctx context.Context, id uuid.UUID) (string, []byte, error)
+	}
 	Chats          ChatCommands
 	Providers      *channels.Registry
 	TemporalHealth func(ctx context.Context) error
@@ -53,6 +58,9 @@ func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Files == nil && d.Store != nil {
+		d.Files = d.Store
 	}
 	s := &server{Deps: d,
 		tokenLimits:   limiters{rps: d.RateLimitPerToken},

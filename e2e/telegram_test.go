@@ -221,6 +221,11 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the profile photo is stored", func() bool {
 		return e.count(`SELECT count(*) FROM contacts ct JOIN attachments a ON a.id = ct.photo_attachment_id WHERE a.status = 'stored'`) == 1
 	})
+	if c := e.chat(alice, chatID); c.ContactPhoto == "" {
+		t.Fatal("the chat shows no contact photo")
+	} else if r := e.Do("GET", c.ContactPhoto, alice.Token, nil); r.Status != 200 || string(r.Body) != "JPEG avatar" {
+		t.Fatalf("contact photo: %d %q", r.Status, r.Body)
+	}
 	for _, path := range []string{"/api/v1/chats/" + chatID, "/api/v1/chats/" + chatID + "/messages", "/api/v1/chats?limit=100"} {
 		if bytes.Contains(e.Do("GET", path, alice.Token, nil).Body, []byte(tgToken)) {
 			t.Fatalf("%s exposes the bot token", path)

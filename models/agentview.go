@@ -12,6 +12,7 @@ import (
 type ChatRow struct {
 	Chat
 	ContactName    string
+	ContactPhotoID *uuid.UUID
 	ChannelName    string
 	Provider       string
 	QueueName      string
@@ -50,7 +51,8 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 const visibleSQL = `(c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
 	AND c.queue_id IN (` + agentQueuesSQL + `)))`
 
-const chatRowSelect = `SELECT c.*, ct.name AS contact_name, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
+const chatRowSelect = `SELECT c.*, ct.name AS contact_name,
+	(SELECT a.id FROM attachments a WHERE a.id = ct.photo_attachment_id AND a.status = 'stored') AS contact_photo_id, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
 	(SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
 	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages
 	FROM chats c JOIN contacts ct ON ct.id = c.contact_id JOIN channels ch ON ch.id = c.channel_id JOIN queues q ON q.id = c.queue_id`

@@ -21,6 +21,19 @@ func (s *Store) StoreAttachmentContent(ctx context.Context, id uuid.UUID, mediaT
 		Updates(map[string]any{"status": AttachmentStored, "media_type": mediaType, "content": content, "size": len(content), "fail_reason": nil}).Error
 }
 
+// AttachmentContent returns a stored file's media type and bytes.
+func (s *Store) AttachmentContent(ctx context.Context, id uuid.UUID) (string, []byte, error) {
+	var a Attachment
+	err := s.db.WithContext(ctx).Select("media_type", "content", "status").First(&a, "id = ?", id).Error
+	if err != nil {
+		return "", nil, notFound(err, "attachment")
+	}
+	if a.Status != AttachmentStored {
+		return "", nil, fmt.Errorf("attachment is %s: %w", a.Status, ErrConflict)
+	}
+	return a.MediaType, a.Content, nil
+}
+
 // FailAttachment records why a file could not be fetched.
 func (s *Store) FailAttachment(ctx context.Context, id uuid.UUID, reason string) error {
 	return s.db.WithContext(ctx).Model(&Attachment{}).Where("id = ? AND status = ?", id, AttachmentPending).
@@ -67,11 +80,13 @@ func (s *Store) MessageAttachments(ctx context.Context, messageIDs []uuid.UUID) 
 	return as, err
 }
 
-// AgentAttachment loads an attachment for an agent: found only when it belongs
-// to a message of a chat the agent may see, or is the photo of such a chat's contact.
+// AgentAttachment loads an attachment's description (not its content) for an
+// agent: found only when it belongs to a message of a chat the agent may see,
+// or is the photo of such a chat's contact.
 func (s *Store) AgentAttachment(ctx context.Context, agentID, id uuid.UUID) (*Attachment, error) {
 	var a Attachment
-	err := s.db.WithContext(ctx).Raw(`SELECT a.* FROM attachments a WHERE a.id = @id AND EXISTS (
+	err := s.db.WithContext(ctx).Raw(`SELECT a.id, a.channel_id, a.message_id, a.kind, a.name, a.media_type, a.size, a.status, a.fail_reason, a.created_at
+		FROM attachments a WHERE a.id = @id AND EXISTS (
 		SELECT 1 FROM chats c
 		WHERE (c.id = (SELECT m.chat_id FROM messages m WHERE m.id = a.message_id)
 		    OR c.contact_id IN (SELECT ct.id FROM contacts ct WHERE ct.photo_attachment_id = a.id))

@@ -179,7 +179,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
 		Providers: channels.NewRegistry(apichannel.New(nil), tg, fb)}
 	s.Chats = chatcmd.New(tc, s.TaskQueue)
-	s.acts = &activities.Activities{Store: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
+	s.acts = &activities.Activities{Store: store, Files: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
 	s.StartWorker()
 	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: s.Chats, Providers: s.Providers, Logger: logger,
 		TemporalHealth: func(ctx context.Context) error {

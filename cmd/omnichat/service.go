@@ -67,7 +67,7 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 
 	errc := make(chan error, 2)
 	if withWorker {
-		acts := &activities.Activities{Store: store, Providers: registry, Dispatcher: dispatch.New(store, cmds), Kicker: cmds, Logger: logger}
+		acts := &activities.Activities{Store: store, Files: store, Providers: registry, Dispatcher: dispatch.New(store, cmds), Kicker: cmds, Logger: logger}
 		w := worker.New(tc, acts, worker.Options{TaskQueue: cfg.TaskQueue, StickyCacheSize: cfg.StickyCacheSize, Pollers: cfg.WorkerPollers})
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
