@@ -46,7 +46,7 @@ workflowcheck: ## Temporal's determinism analyzer over the workflows
 
 record-histories: temporal ## re-record the histories the replay tests replay (after an intended workflow change)
 	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories" \
-		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency' ./e2e
+		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency|TelegramInbound|MessengerHandover' ./e2e
 
 FUZZTIME ?= 30s
 fuzz: ## fuzz every webhook parser for FUZZTIME each

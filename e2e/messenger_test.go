@@ -269,6 +269,8 @@ func TestMessengerHandoverProtocol(t *testing.T) {
 		return passes[0]["target_app_id"] == fbBotApp && rcpt["id"] == "9200"
 	})
 
+	e.recordHistory("chat-messenger-handover", "chat/"+ch+"/9200")
+
 	// A bot taking the thread back while an agent has it closes the chat.
 	e.must(200, e.post(ch, page(entry("messaging", fbMessage("9300", "m_t1", "hello")))), "inbound")
 	c2 := e.waitOffer(alice)

@@ -231,6 +231,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 			t.Fatalf("%s exposes the bot token", path)
 		}
 	}
+	e.recordHistory("chat-telegram-media", fmt.Sprintf("chat/%s/%d", ch, chat))
 	if n := e.count(`SELECT count(*) FROM messages WHERE external_id = ?`, fmt.Sprintf("%d:1", chat)); n != 1 {
 		t.Fatalf("redelivered message stored %d times", n)
 	}
