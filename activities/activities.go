@@ -98,9 +98,10 @@ type AttachmentRef struct {
 
 // IngestResult tells the workflow about the message and its chat.
 type IngestResult struct {
-	Duplicate         bool
-	Stored            bool
-	Edited            bool
+	Duplicate bool
+	Stored    bool
+	Edited    bool
+	// NewContact: the contact is new and its provider has profiles to fetch.
 	NewContact        bool
 	ChatID            string
 	ContactID         string
@@ -134,7 +135,7 @@ func (a *Activities) Ingest(ctx context.Context, r IngestRequest) (IngestResult,
 	if err != nil {
 		return IngestResult{}, domainError(err)
 	}
-	out := IngestResult{Duplicate: res.Duplicate, Stored: res.Stored, Edited: res.Edited, NewContact: res.NewContact}
+	out := IngestResult{Duplicate: res.Duplicate, Stored: res.Stored, Edited: res.Edited}
 	for _, id := range res.Attachments {
 		out.Attachments = append(out.Attachments, id.String())
 	}
@@ -145,26 +146,30 @@ func (a *Activities) Ingest(ctx context.Context, r IngestRequest) (IngestResult,
 		out.RoutingRule = res.Chat.RoutingRule
 		out.CompletionTimeout = res.Chat.CompletionTimeout
 		if r.OpenChat {
-			out.ReleasesThread = a.releasesThread(ctx, channelID)
+			profiles, releases := a.channelTraits(ctx, channelID)
+			out.NewContact = res.NewContact && profiles
+			out.ReleasesThread = releases
 		}
 	}
 	return out, nil
 }
 
-// releasesThread reports whether the channel hands conversations back to a bot on close.
-func (a *Activities) releasesThread(ctx context.Context, channelID uuid.UUID) bool {
+// channelTraits reports whether the channel's contacts have profiles to fetch
+// and whether it hands conversations back to a bot when a chat closes.
+func (a *Activities) channelTraits(ctx context.Context, channelID uuid.UUID) (profiles, releases bool) {
 	ch, err := a.Store.GetChannel(ctx, channelID)
 	if err != nil {
-		return false
+		return false, false
 	}
 	p, ok := a.Providers.Get(ch.Provider)
 	if !ok {
-		return false
+		return false, false
 	}
+	_, noProfiles := p.(channels.ProfileLess)
 	r, ok := p.(interface {
 		ReleasesThread(cfg channels.Config) bool
 	})
-	return ok && r.ReleasesThread(ChannelConfig(ch))
+	return !noProfiles, ok && r.ReleasesThread(ChannelConfig(ch))
 }
 
 // ChatAgent names a chat and an agent.

@@ -92,6 +92,12 @@ type ChallengeVerifier interface {
 	VerifyChallenge(cfg Config, query map[string][]string) (string, error)
 }
 
+// ProfileLess is implemented by providers that have no contact profiles, so
+// no fetch is attempted for their contacts.
+type ProfileLess interface {
+	NoProfiles()
+}
+
 // ThreadReleaser is implemented by providers whose conversations can be
 // handed back to a bot app when a chat closes.
 type ThreadReleaser interface {

@@ -120,6 +120,9 @@ func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 		t.Fatalf("bad signature: %+v", p)
 	}
 
+	if n := e.count(`SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chats)`); n != 0 {
+		t.Fatalf("a webhook with a bad signature wrote %d rows", n)
+	}
 	e.fb.mu.Lock()
 	e.fb.files["photo.jpg"] = fbFile{MediaType: "image/jpeg", Content: []byte("JPEG from cdn")}
 	e.fb.files["anna.jpg"] = fbFile{MediaType: "image/jpeg", Content: []byte("JPEG anna")}

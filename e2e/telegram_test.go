@@ -127,7 +127,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 	e.tg.photos["777000111"] = []map[string]any{{"file_id": "avatar-small", "width": 160, "height": 160}, {"file_id": "avatar", "width": 640, "height": 640}}
 
 	// A wrong or missing secret stores nothing.
-	body, _ := json.Marshal(tgMessage(chat, 1, map[string]any{"text": "forged"}))
+	body, _ := json.Marshal(tgMessage(chat, 99, map[string]any{"text": "forged"}))
 	if p := problemOf(t, e.Do("POST", "/webhooks/telegram/"+ch, "", body, telegram.SecretHeader, "wrong")); p.Status != 401 {
 		t.Fatalf("wrong secret: %+v", p)
 	}
@@ -232,6 +232,9 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 		}
 	}
 	e.recordHistory("chat-telegram-media", fmt.Sprintf("chat/%s/%d", ch, chat))
+	if n := e.count(`SELECT count(*) FROM messages WHERE external_id = ? OR text = 'forged'`, fmt.Sprintf("%d:99", chat)); n != 0 {
+		t.Fatalf("a webhook with a wrong or missing secret stored %d messages", n)
+	}
 	if n := e.count(`SELECT count(*) FROM messages WHERE external_id = ?`, fmt.Sprintf("%d:1", chat)); n != 1 {
 		t.Fatalf("redelivered message stored %d times", n)
 	}

@@ -201,6 +201,9 @@ func (p *Provider) Send(ctx context.Context, cfg channels.Config, msg channels.O
 	}
 }
 
+// NoProfiles implements channels.ProfileLess: the sender's name comes with each message.
+func (p *Provider) NoProfiles() {}
+
 // Profile implements channels.Provider: the API channel sends the name with each message.
 func (p *Provider) Profile(context.Context, channels.Config, string) (channels.Profile, error) {
 	return channels.Profile{}, channels.ErrNotSupported
