@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +80,29 @@ func respond[T any](c *gin.Context, status int, v T, err error) {
 	c.JSON(status, v)
 }
 
+// getOne answers GET /{id} for any admin resource.
+func getOne[T, D any](c *gin.Context, load func(context.Context, uuid.UUID) (*T, error), dto func(*T) D) {
+	id, ok := idParam(c, "id")
+	if !ok {
+		return
+	}
+	v, err := load(c.Request.Context(), id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, dto(v))
+}
+
+// deleteOne answers DELETE /{id} for any admin resource.
+func deleteOne(c *gin.Context, del func(context.Context, uuid.UUID) error) {
+	id, ok := idParam(c, "id")
+	if !ok {
+		return
+	}
+	respond(c, http.StatusNoContent, 0, del(c.Request.Context(), id))
+}
+
 func mapSlice[A, B any](as []A, f func(*A) B) []B {
 	out := make([]B, 0, len(as))
 	for i := range as {
@@ -135,18 +159,7 @@ func (s *server) createUser(c *gin.Context) {
 	respond(c, http.StatusCreated, userDTO(u), err)
 }
 
-func (s *server) getUser(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	u, err := s.Store.GetUser(c.Request.Context(), id)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, userDTO(u))
-}
+func (s *server) getUser(c *gin.Context) { getOne(c, s.Store.GetUser, userDTO) }
 
 func (s *server) patchUser(c *gin.Context) {
 	id, ok := idParam(c, "id")
@@ -181,13 +194,7 @@ func (s *server) patchUser(c *gin.Context) {
 	c.JSON(http.StatusOK, userDTO(u))
 }
 
-func (s *server) deleteUser(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	respond(c, http.StatusNoContent, 0, s.Store.DeleteUser(c.Request.Context(), id))
-}
+func (s *server) deleteUser(c *gin.Context) { deleteOne(c, s.Store.DeleteUser) }
 
 // TokenDTO is a token's metadata; Token is set only in the answer that creates it.
 type TokenDTO struct {
@@ -298,18 +305,7 @@ func (s *server) createRole(c *gin.Context) {
 	respond(c, http.StatusCreated, roleDTO(r), err)
 }
 
-func (s *server) getRole(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	r, err := s.Store.GetRole(c.Request.Context(), id)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, roleDTO(r))
-}
+func (s *server) getRole(c *gin.Context) { getOne(c, s.Store.GetRole, roleDTO) }
 
 func (s *server) patchRole(c *gin.Context) {
 	id, ok := idParam(c, "id")
@@ -335,13 +331,7 @@ func (s *server) patchRole(c *gin.Context) {
 	c.JSON(http.StatusOK, roleDTO(r))
 }
 
-func (s *server) deleteRole(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	respond(c, http.StatusNoContent, 0, s.Store.DeleteRole(c.Request.Context(), id))
-}
+func (s *server) deleteRole(c *gin.Context) { deleteOne(c, s.Store.DeleteRole) }
 
 func (s *server) listMembers(c *gin.Context) {
 	id, ok := idParam(c, "id")
@@ -438,18 +428,7 @@ func (s *server) createQueue(c *gin.Context) {
 	respond(c, http.StatusCreated, queueDTO(q), err)
 }
 
-func (s *server) getQueue(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	q, err := s.Store.GetQueue(c.Request.Context(), id)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, queueDTO(q))
-}
+func (s *server) getQueue(c *gin.Context) { getOne(c, s.Store.GetQueue, queueDTO) }
 
 func (s *server) patchQueue(c *gin.Context) {
 	id, ok := idParam(c, "id")
@@ -481,13 +460,7 @@ func (s *server) patchQueue(c *gin.Context) {
 	c.JSON(http.StatusOK, queueDTO(q))
 }
 
-func (s *server) deleteQueue(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	respond(c, http.StatusNoContent, 0, s.Store.DeleteQueue(c.Request.Context(), id))
-}
+func (s *server) deleteQueue(c *gin.Context) { deleteOne(c, s.Store.DeleteQueue) }
 
 func (s *server) listQueueAgents(c *gin.Context) {
 	id, ok := idParam(c, "id")

@@ -98,26 +98,12 @@ func (s *Store) AddQueueRole(ctx context.Context, queueID, roleID uuid.UUID) err
 
 // RemoveQueueUser removes a direct agent from a queue.
 func (s *Store) RemoveQueueUser(ctx context.Context, queueID, userID uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&QueueUser{}, "queue_id = ? AND user_id = ?", queueID, userID)
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("queue agent: %w", ErrNotFound)
-	}
-	return nil
+	return s.deleteRows(ctx, &QueueUser{}, "queue agent", "queue_id = ? AND user_id = ?", queueID, userID)
 }
 
 // RemoveQueueRole removes a role from a queue.
 func (s *Store) RemoveQueueRole(ctx context.Context, queueID, roleID uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&QueueRole{}, "queue_id = ? AND role_id = ?", queueID, roleID)
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("queue role: %w", ErrNotFound)
-	}
-	return nil
+	return s.deleteRows(ctx, &QueueRole{}, "queue role", "queue_id = ? AND role_id = ?", queueID, roleID)
 }
 
 // agentQueuesSQL selects the queues a user serves, directly or through a role.

@@ -247,6 +247,30 @@ func agentLoad(tx *gorm.DB, agentID uuid.UUID) (int, error) {
 	return int(n), err
 }
 
+// canTakeChat checks, under the routing lock, that an agent is Active and
+// below SimultaneousChats.
+func canTakeChat(tx *gorm.DB, agentID uuid.UUID) error {
+	var u User
+	if err := tx.First(&u, "id = ?", agentID).Error; err != nil {
+		return notFound(err, "agent")
+	}
+	if u.Status != AgentActive {
+		return fmt.Errorf("agent is not active: %w", ErrConflict)
+	}
+	rs, err := getRoutingSettings(tx.Statement.Context, &Store{db: tx})
+	if err != nil {
+		return err
+	}
+	load, err := agentLoad(tx, agentID)
+	if err != nil {
+		return err
+	}
+	if load >= rs.SimultaneousChats {
+		return fmt.Errorf("agent already has %d chats (SimultaneousChats %d): %w", load, rs.SimultaneousChats, ErrConflict)
+	}
+	return nil
+}
+
 // Accept makes agentID the chat's agent: the chat must be offered to them, or
 // waiting in an all_agents queue they serve while they are Active and below
 // SimultaneousChats. Accepting a chat one already has is a no-op.
@@ -261,23 +285,8 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) error {
 			return nil
 		case info.Status == ChatOffered && info.AgentID != nil && *info.AgentID == agentID:
 		case info.Status == ChatWaiting && info.RoutingRule == RuleAllAgents:
-			var u User
-			if err := tx.First(&u, "id = ?", agentID).Error; err != nil {
-				return notFound(err, "agent")
-			}
-			if u.Status != AgentActive {
-				return fmt.Errorf("agent is not active: %w", ErrConflict)
-			}
-			rs, err := getRoutingSettings(tx.Statement.Context, &Store{db: tx})
-			if err != nil {
+			if err := canTakeChat(tx, agentID); err != nil {
 				return err
-			}
-			load, err := agentLoad(tx, agentID)
-			if err != nil {
-				return err
-			}
-			if load >= rs.SimultaneousChats {
-				return fmt.Errorf("agent already has %d chats (SimultaneousChats %d): %w", load, rs.SimultaneousChats, ErrConflict)
 			}
 		default:
 			return fmt.Errorf("chat is %s and cannot be accepted by this agent: %w", info.Status, ErrConflict)
@@ -350,23 +359,8 @@ func (s *Store) TransferToAgent(ctx context.Context, chatID, agentID uuid.UUID) 
 		if !serves {
 			return fmt.Errorf("target agent does not serve this chat's queue: %w", ErrInvalid)
 		}
-		var u User
-		if err := tx.First(&u, "id = ?", agentID).Error; err != nil {
-			return notFound(err, "agent")
-		}
-		if u.Status != AgentActive {
-			return fmt.Errorf("target agent is not active: %w", ErrConflict)
-		}
-		rs, err := getRoutingSettings(tx.Statement.Context, &Store{db: tx})
-		if err != nil {
-			return err
-		}
-		load, err := agentLoad(tx, agentID)
-		if err != nil {
-			return err
-		}
-		if load >= rs.SimultaneousChats {
-			return fmt.Errorf("target agent is at SimultaneousChats: %w", ErrConflict)
+		if err := canTakeChat(tx, agentID); err != nil {
+			return fmt.Errorf("target %w", err)
 		}
 		return tx.Model(&Chat{}).Where("id = ?", chatID).
 			Updates(map[string]any{"agent_id": agentID, "status": ChatInProgress, "accepted_at": time.Now().UTC(), "agent_read_at": nil}).Error

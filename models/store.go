@@ -76,6 +76,18 @@ func conflictOn(err error, what string) error {
 	return err
 }
 
+// deleteRows deletes what the condition selects, ErrNotFound when nothing.
+func (s *Store) deleteRows(ctx context.Context, model any, what, query string, args ...any) error {
+	res := s.db.WithContext(ctx).Where(query, args...).Delete(model)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
 // ---- users, roles, tokens ----
 
 // CreateUser inserts a user.
@@ -225,14 +237,7 @@ func (s *Store) UpdateRole(ctx context.Context, id uuid.UUID, cols map[string]an
 
 // DeleteRole removes a role and its memberships.
 func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&Role{}, "id = ?", id)
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("role: %w", ErrNotFound)
-	}
-	return nil
+	return s.deleteRows(ctx, &Role{}, "role", "id = ?", id)
 }
 
 // AddRoleMember adds a user to a role; adding twice is fine.
@@ -248,14 +253,7 @@ func (s *Store) AddRoleMember(ctx context.Context, roleID, userID uuid.UUID) err
 
 // RemoveRoleMember removes a user from a role.
 func (s *Store) RemoveRoleMember(ctx context.Context, roleID, userID uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&RoleMember{}, "role_id = ? AND user_id = ?", roleID, userID)
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("role member: %w", ErrNotFound)
-	}
-	return nil
+	return s.deleteRows(ctx, &RoleMember{}, "role member", "role_id = ? AND user_id = ?", roleID, userID)
 }
 
 // RoleMembers lists the users of a role.
