@@ -88,3 +88,29 @@ func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 		}
 	}
 }
+
+// A flood on one channel is refused before the channel is even looked up: an
+// unknown channel answers 404 until its budget is spent, then 429.
+func TestWebhookFloodIsLimitedBeforeLookup(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: &unavailable{}, Providers: channels.NewRegistry(apichannel.New(nil)),
+		TemporalHealth: func(context.Context) error { return nil }, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 1}))
+	defer srv.Close()
+	path := srv.URL + "/webhooks/api/00000000-0000-0000-0000-000000000001"
+	var codes []int
+	for i := 0; i < 6; i++ {
+		resp, err := http.Post(path, "application/json", bytes.NewReader([]byte(`{}`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	// The budget is the burst: twice the rate plus one, i.e. 3.
+	want := []int{404, 404, 404, 429, 429, 429}
+	for i := range want {
+		if codes[i] != want[i] {
+			t.Fatalf("status codes %v, want %v", codes, want)
+		}
+	}
+}
