@@ -8,7 +8,7 @@ OMNICHAT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/omnichat?sslmode=dis
 OMNICHAT_TEMPORAL_ADDRESS ?= 127.0.0.1:7233
 export OMNICHAT_DATABASE_URL OMNICHAT_TEMPORAL_ADDRESS
 
-.PHONY: fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
+.PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -40,6 +40,9 @@ lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
 	go vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+lint-openapi: ## validate api/openapi.yaml (needs npm)
+	npx -y @apidevtools/swagger-cli@4.0.4 validate api/openapi.yaml
 
 workflowcheck: ## Temporal's determinism analyzer over the workflows
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
