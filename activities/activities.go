@@ -187,13 +187,28 @@ func (r ChatAgent) ids() (uuid.UUID, uuid.UUID, error) {
 	return chatID, agentID, err
 }
 
+// AcceptResult tells the chat whether the agent got it, and otherwise who holds it.
+type AcceptResult struct {
+	Accepted bool
+	Status   string
+	AgentID  string
+}
+
 // Accept claims the chat for the agent within their capacity.
-func (a *Activities) Accept(ctx context.Context, r ChatAgent) error {
+func (a *Activities) Accept(ctx context.Context, r ChatAgent) (AcceptResult, error) {
 	chatID, agentID, err := r.ids()
 	if err != nil {
-		return err
+		return AcceptResult{}, err
 	}
-	return domainError(a.Store.Accept(ctx, chatID, agentID))
+	out, err := a.Store.Accept(ctx, chatID, agentID)
+	if err != nil {
+		return AcceptResult{}, domainError(err)
+	}
+	res := AcceptResult{Accepted: out.Accepted, Status: out.Status}
+	if out.AgentID != nil {
+		res.AgentID = out.AgentID.String()
+	}
+	return res, nil
 }
 
 // ExpireOffer takes back an unaccepted offer and sets the agent Inactive.

@@ -123,9 +123,10 @@ func (c *Client) update(ctx context.Context, workflowID, name, updateID string, 
 		if err == nil {
 			err = h.Get(ctx, out)
 		}
-		var busy *serviceerror.ResourceExhausted
-		if errors.As(err, &busy) {
-			// Too many updates in flight on this chat: wait and try again.
+		var exhausted *serviceerror.ResourceExhausted
+		var app *temporal.ApplicationError
+		if errors.As(err, &exhausted) || (errors.As(err, &app) && app.Type() == workflows.ErrTypeBusy) {
+			// Too many updates in flight, or another command deciding: wait and ask again.
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("chat is busy: %w", ctx.Err())

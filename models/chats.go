@@ -271,17 +271,32 @@ func canTakeChat(tx *gorm.DB, agentID uuid.UUID) error {
 	return nil
 }
 
+// AcceptOutcome says whether an accept took the chat and, when it did not
+// because another agent holds it, who does.
+type AcceptOutcome struct {
+	Accepted bool
+	Status   string
+	AgentID  *uuid.UUID
+}
+
 // Accept makes agentID the chat's agent: the chat must be offered to them, or
 // waiting in an all_agents queue they serve while they are Active and below
-// SimultaneousChats. Accepting a chat one already has is a no-op.
-func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) error {
-	return s.withRoutingLock(ctx, func(tx *gorm.DB) error {
+// SimultaneousChats. Accepting a chat one already has is a no-op (so a retry
+// after a lost answer succeeds). A chat another agent holds is reported, not
+// an error, so the caller can learn the truth.
+func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) (AcceptOutcome, error) {
+	var out AcceptOutcome
+	err := s.withRoutingLock(ctx, func(tx *gorm.DB) error {
 		info, err := chatInfo(tx, chatID)
 		if err != nil {
 			return err
 		}
+		out.Status, out.AgentID = info.Status, info.AgentID
 		switch {
 		case info.Status == ChatInProgress && info.AgentID != nil && *info.AgentID == agentID:
+			out.Accepted = true
+			return nil
+		case info.Status == ChatInProgress:
 			return nil
 		case info.Status == ChatOffered && info.AgentID != nil && *info.AgentID == agentID:
 		case info.Status == ChatWaiting && info.RoutingRule == RuleAllAgents:
@@ -296,8 +311,10 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) error {
 			Updates(map[string]any{"status": ChatInProgress, "agent_id": agentID, "accepted_at": now}).Error; err != nil {
 			return err
 		}
+		out = AcceptOutcome{Accepted: true, Status: ChatInProgress, AgentID: &agentID}
 		return tx.Model(&User{}).Where("id = ?", agentID).Update("last_accepted_at", now).Error
 	})
+	return out, err
 }
 
 // ExpireOffer takes back an offer the agent did not accept in time and makes

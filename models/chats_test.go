@@ -66,6 +66,14 @@ func (f *fixture) chat(conv string) uuid.UUID {
 	return id
 }
 
+func (f *fixture) accept(chatID, agentID uuid.UUID) {
+	f.t.Helper()
+	out, err := f.s.Accept(f.ctx, chatID, agentID)
+	if err != nil || !out.Accepted {
+		f.t.Fatalf("accept: %+v %v", out, err)
+	}
+}
+
 func (f *fixture) assign() map[uuid.UUID]uuid.UUID {
 	f.t.Helper()
 	offers, _, err := f.s.AssignWaiting(f.ctx, 100, dispatch.Decide)
@@ -108,13 +116,13 @@ func TestDispatcherOrderCapacityAndExpiry(t *testing.T) {
 		t.Fatalf("no agent is free, yet: %v", again)
 	}
 	// The recent agent accepts c2 and closes it: capacity frees, c1 (older) goes before c3.
-	f.must(f.s.Accept(f.ctx, c2, recentAgent))
+	f.accept(c2, recentAgent)
 	f.must(f.s.CloseChat(f.ctx, c2, "agent"))
 	if got := f.assign(); len(got) != 1 || got[c1] != recentAgent {
 		t.Fatalf("freed capacity must go to the oldest waiting chat c1: %v (c3 %s)", got, c3)
 	}
 	// Accepting a chat offered to someone else is refused.
-	if err := f.s.Accept(f.ctx, c1, oldAgent); !errors.Is(err, models.ErrConflict) {
+	if _, err := f.s.Accept(f.ctx, c1, oldAgent); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("accept of another agent's offer: %v", err)
 	}
 }
@@ -123,16 +131,22 @@ func TestAllAgentsAcceptRespectsCapacityAndStatus(t *testing.T) {
 	f := newFixture(t, models.RuleAllAgents)
 	a := f.agent("a", nil, false)
 	c1, c2, c3 := f.chat("1"), f.chat("2"), f.chat("3")
-	f.must(f.s.Accept(f.ctx, c1, a))
-	f.must(f.s.Accept(f.ctx, c2, a))
-	if err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
+	f.accept(c1, a)
+	f.accept(c2, a)
+	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("third chat over SimultaneousChats 2: %v", err)
 	}
-	f.must(f.s.Accept(f.ctx, c1, a)) // accepting one's own chat again is a no-op
+	f.accept(c1, a) // accepting one's own chat again is a no-op
 	f.must(f.s.SetAgentStatus(f.ctx, a, models.AgentInactive))
 	f.must(f.s.CloseChat(f.ctx, c1, "agent"))
-	if err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
+	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("inactive agent accepting: %v", err)
+	}
+	// Another agent trying the chat a holds learns who holds it.
+	b := f.agent("b", nil, false)
+	out, err := f.s.Accept(f.ctx, c2, b)
+	if err != nil || out.Accepted || out.Status != models.ChatInProgress || out.AgentID == nil || *out.AgentID != a {
+		t.Fatalf("accept of a held chat: %+v %v", out, err)
 	}
 	if got := f.assign(); len(got) != 0 {
 		t.Fatalf("the dispatcher never offers all_agents chats: %v", got)

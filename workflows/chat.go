@@ -232,10 +232,13 @@ func db(ctx workflow.Context, activity any, arg any, out any) error {
 	return workflow.ExecuteLocalActivity(ctx, activity, arg).Get(ctx, out)
 }
 
-func (c *chat) newID(ctx workflow.Context) string {
-	var id string
-	_ = workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&id)
-	return id
+// idSpace names omnichat's derived IDs.
+var idSpace = uuid.MustParse("6f6d6e69-6368-6174-0000-000000000001")
+
+// derivedID is a UUID that a replay of the same run derives again, so a local
+// activity that ran before its workflow task was lost finds its own writes.
+func derivedID(ctx workflow.Context, parts ...string) string {
+	return uuid.NewSHA1(idSpace, []byte(workflow.GetInfo(ctx).WorkflowExecution.RunID+"/"+strings.Join(parts, "/"))).String()
 }
 
 // ingest handles one inbound message or conversation event; the first
@@ -252,7 +255,7 @@ func (c *chat) ingest(ctx workflow.Context, m InboundMessage) error {
 	}
 	opening := c.s.Status == ""
 	if c.s.ChatID == "" {
-		c.s.ChatID = c.newID(ctx)
+		c.s.ChatID = derivedID(ctx, "chat")
 	}
 	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID,
 		ConversationID: c.in.ConversationID, ExternalID: m.ExternalID, SenderID: m.SenderID, SenderName: m.SenderName,
@@ -429,7 +432,7 @@ func (c *chat) validateAccept(req AcceptRequest) error {
 	case c.s.Status == StatusInProgress && c.s.AgentID == req.AgentID:
 		return nil
 	case c.acting != "" && c.acting != req.AgentID:
-		return conflict("chat is being accepted by another agent")
+		return busy("chat is being accepted by another agent")
 	case c.s.Status == StatusOffered && c.s.AgentID == req.AgentID:
 		return nil
 	case c.s.Status == StatusOffered:
@@ -476,8 +479,17 @@ func (c *chat) accept(ctx workflow.Context, req AcceptRequest) (ChatResult, erro
 			out = c.result()
 			return nil
 		}
-		if err := db(ctx, c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}, nil); err != nil {
+		var res activities.AcceptResult
+		if err := db(ctx, c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}, &res); err != nil {
 			return commandError(err)
+		}
+		if !res.Accepted {
+			// Postgres knows better (an accept whose answer was lost): adopt it.
+			if res.Status == StatusInProgress {
+				c.s.Status, c.s.AgentID, c.s.OfferDeadline = StatusInProgress, res.AgentID, time.Time{}
+				c.changed()
+			}
+			return conflict("chat was already accepted by another agent")
 		}
 		c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.CompletionDeadline = StatusInProgress, req.AgentID, time.Time{}, time.Time{}
 		c.changed()
@@ -534,7 +546,7 @@ func (c *chat) send(ctx workflow.Context, req SendRequest) (SendResult, error) {
 			return err
 		}
 		var rec activities.OutboundRecord
-		err := db(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: c.newID(ctx),
+		err := db(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: derivedID(ctx, "message", workflow.GetCurrentUpdateInfo(ctx).ID),
 			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey, AttachmentID: req.AttachmentID}, &rec)
 		if err != nil {
 			return commandError(err)

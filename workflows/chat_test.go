@@ -31,7 +31,9 @@ func newHarness(t *testing.T, rule string, completion time.Duration) *harness {
 		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: rule, CompletionTimeout: completion}, nil
 	})
 	env.OnActivity(acts.KickDispatch, mock.Anything).Return(nil)
-	env.OnActivity(acts.Accept, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(acts.Accept, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (activities.AcceptResult, error) {
+		return activities.AcceptResult{Accepted: true, Status: StatusInProgress, AgentID: r.AgentID}, nil
+	})
 	env.OnActivity(acts.Deliver, mock.Anything, mock.Anything).Return(activities.DeliverResult{}, nil)
 	env.OnActivity(acts.RecordOutbound, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RecordOutboundRequest) (activities.OutboundRecord, error) {
 		return activities.OutboundRecord{MessageID: r.MessageID, Status: "sending", New: true}, nil

@@ -40,6 +40,8 @@ const (
 	ErrTypeForbidden = "Forbidden"
 	ErrTypeNotFound  = "NotFound"
 	ErrTypeInvalid   = "Invalid"
+	// ErrTypeBusy: another command on the chat is deciding; ask again shortly.
+	ErrTypeBusy = "Busy"
 	// ErrTypePermanentSend marks a send the provider refused for good.
 	ErrTypePermanentSend = "PermanentSendFailure"
 )
