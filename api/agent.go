@@ -385,8 +385,12 @@ func (s *server) sendMessage(c *gin.Context) {
 	ctx := c.Request.Context()
 	send := workflows.SendRequest{AgentID: currentUser(c).ID.String(), Text: req.Text, IdempotencyKey: key}
 	if upload != nil {
-		if row.Status != models.ChatInProgress || row.AgentID == nil || *row.AgentID != currentUser(c).ID {
-			problem(c, http.StatusConflict, "only the chat's agent can send, once the chat is accepted")
+		switch {
+		case row.Status == models.ChatInProgress && (row.AgentID == nil || *row.AgentID != currentUser(c).ID):
+			problem(c, http.StatusForbidden, "only the chat's agent can do this")
+			return
+		case row.Status != models.ChatInProgress:
+			problem(c, http.StatusConflict, "chat is "+row.Status+"; accept it first")
 			return
 		}
 		att, err := s.Store.CreateUpload(ctx, row.ChannelID, upload.name, upload.mediaType, upload.content)

@@ -133,16 +133,33 @@ func (s *server) ready(c *gin.Context) {
 	c.JSON(status, checks)
 }
 
+// maxLimiters bounds the limiter table: webhook keys come from the URL before
+// any lookup, so a flood of made-up channel IDs must not grow it without end.
+const maxLimiters = 10000
+
 // limiters keeps one token bucket per key.
 type limiters struct {
 	rps float64
-	m   sync.Map
+	mu  sync.Mutex
+	m   map[string]*rate.Limiter
 }
 
 func (l *limiters) allow(key string) bool {
-	v, ok := l.m.Load(key)
+	l.mu.Lock()
+	lim, ok := l.m[key]
 	if !ok {
-		v, _ = l.m.LoadOrStore(key, rate.NewLimiter(rate.Limit(l.rps), int(2*l.rps)+1))
+		if l.m == nil {
+			l.m = map[string]*rate.Limiter{}
+		}
+		if len(l.m) >= maxLimiters {
+			for k := range l.m { // drop an arbitrary bucket to make room
+				delete(l.m, k)
+				break
+			}
+		}
+		lim = rate.NewLimiter(rate.Limit(l.rps), int(2*l.rps)+1)
+		l.m[key] = lim
 	}
-	return v.(*rate.Limiter).Allow()
+	l.mu.Unlock()
+	return lim.Allow()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/omnichat/omnichat/api"
@@ -112,5 +113,15 @@ func TestWebhookFloodIsLimitedBeforeLookup(t *testing.T) {
 		if codes[i] != want[i] {
 			t.Fatalf("status codes %v, want %v", codes, want)
 		}
+	}
+}
+
+func TestLimiterTableIsBounded(t *testing.T) {
+	l := api.NewLimitersForTest(1)
+	for i := 0; i < 3*api.MaxLimiters; i++ {
+		l.Allow(strconv.Itoa(i))
+	}
+	if n := l.Len(); n > api.MaxLimiters {
+		t.Fatalf("limiter table holds %d buckets, bound is %d", n, api.MaxLimiters)
 	}
 }
