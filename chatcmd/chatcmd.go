@@ -124,9 +124,8 @@ func (c *Client) update(ctx context.Context, workflowID, name, updateID string, 
 			err = h.Get(ctx, out)
 		}
 		var exhausted *serviceerror.ResourceExhausted
-		var app *temporal.ApplicationError
-		if errors.As(err, &exhausted) || (errors.As(err, &app) && app.Type() == workflows.ErrTypeBusy) {
-			// Too many updates in flight, or another command deciding: wait and ask again.
+		if errors.As(err, &exhausted) {
+			// Too many updates in flight on this chat: wait and ask again.
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("chat is busy: %w", ctx.Err())

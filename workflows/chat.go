@@ -223,7 +223,15 @@ func (c *chat) nextDeadline() (time.Time, func(workflow.Context) error) {
 	return time.Time{}, nil
 }
 
-// db runs a database activity as a local activity and decodes its result.
+// command runs an update handler's database work as a regular activity: it
+// runs only once the update is durable in history, so an update the server
+// aborts never leaves a write behind, and its result is never lost.
+func command(ctx workflow.Context, activity any, arg any, out any) error {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbActivity), activity, arg).Get(ctx, out)
+}
+
+// db runs database work outside update handlers as a local activity. A replay
+// runs it again, so it must be idempotent (IDs derived from the run do that).
 func db(ctx workflow.Context, activity any, arg any, out any) error {
 	ctx = workflow.WithLocalActivityOptions(ctx, localDB)
 	if arg == nil {
@@ -367,7 +375,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 }
 
 func (c *chat) closeChat(ctx workflow.Context, reason string) error {
-	if err := db(ctx, c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}, nil); err != nil {
+	if err := command(ctx, c.acts.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}, nil); err != nil {
 		return err
 	}
 	if c.s.ReleasesThread && reason != CloseByBot {
@@ -432,7 +440,7 @@ func (c *chat) validateAccept(req AcceptRequest) error {
 	case c.s.Status == StatusInProgress && c.s.AgentID == req.AgentID:
 		return nil
 	case c.acting != "" && c.acting != req.AgentID:
-		return busy("chat is being accepted by another agent")
+		return conflict("chat is being accepted by another agent")
 	case c.s.Status == StatusOffered && c.s.AgentID == req.AgentID:
 		return nil
 	case c.s.Status == StatusOffered:
@@ -480,7 +488,7 @@ func (c *chat) accept(ctx workflow.Context, req AcceptRequest) (ChatResult, erro
 			return nil
 		}
 		var res activities.AcceptResult
-		if err := db(ctx, c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}, &res); err != nil {
+		if err := command(ctx, c.acts.Accept, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.AgentID}, &res); err != nil {
 			return commandError(err)
 		}
 		if !res.Accepted {
@@ -546,7 +554,7 @@ func (c *chat) send(ctx workflow.Context, req SendRequest) (SendResult, error) {
 			return err
 		}
 		var rec activities.OutboundRecord
-		err := db(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: derivedID(ctx, "message", workflow.GetCurrentUpdateInfo(ctx).ID),
+		err := command(ctx, c.acts.RecordOutbound, activities.RecordOutboundRequest{MessageID: derivedID(ctx, "message", workflow.GetCurrentUpdateInfo(ctx).ID),
 			ChatID: c.s.ChatID, AgentID: req.AgentID, Text: req.Text, IdempotencyKey: req.IdempotencyKey, AttachmentID: req.AttachmentID}, &rec)
 		if err != nil {
 			return commandError(err)
@@ -605,13 +613,13 @@ func (c *chat) transfer(ctx workflow.Context, req TransferRequest) (ChatResult, 
 			return err
 		}
 		if req.ToAgentID != "" {
-			if err := db(ctx, c.acts.TransferToAgent, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.ToAgentID}, nil); err != nil {
+			if err := command(ctx, c.acts.TransferToAgent, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: req.ToAgentID}, nil); err != nil {
 				return commandError(err)
 			}
 			c.s.AgentID = req.ToAgentID
 		} else {
 			var q activities.QueueInfo
-			if err := db(ctx, c.acts.TransferToQueue, activities.TransferToQueueRequest{ChatID: c.s.ChatID, QueueID: req.ToQueueID}, &q); err != nil {
+			if err := command(ctx, c.acts.TransferToQueue, activities.TransferToQueueRequest{ChatID: c.s.ChatID, QueueID: req.ToQueueID}, &q); err != nil {
 				return commandError(err)
 			}
 			c.s.QueueID, c.s.RoutingRule, c.s.CompletionTimeout = q.QueueID, q.RoutingRule, q.CompletionTimeout

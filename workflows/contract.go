@@ -40,8 +40,6 @@ const (
 	ErrTypeForbidden = "Forbidden"
 	ErrTypeNotFound  = "NotFound"
 	ErrTypeInvalid   = "Invalid"
-	// ErrTypeBusy: another command on the chat is deciding; ask again shortly.
-	ErrTypeBusy = "Busy"
 	// ErrTypePermanentSend marks a send the provider refused for good.
 	ErrTypePermanentSend = "PermanentSendFailure"
 )

@@ -78,6 +78,5 @@ func commandError(err error) error {
 }
 
 func conflict(msg string) error  { return temporal.NewApplicationError(msg, ErrTypeConflict) }
-func busy(msg string) error      { return temporal.NewApplicationError(msg, ErrTypeBusy) }
 func forbidden(msg string) error { return temporal.NewApplicationError(msg, ErrTypeForbidden) }
 func invalid(msg string) error   { return temporal.NewApplicationError(msg, ErrTypeInvalid) }
