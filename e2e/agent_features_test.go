@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"mime/multipart"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +72,30 @@ func TestSendWithIdempotencyKeySendsOnce(t *testing.T) {
 	if got := e.out.got(); got[0].Text != "only once" || got[1].Text != "a new one" {
 		t.Fatalf("delivery order: %+v", got)
 	}
+}
+
+// A file sent on the API channel reaches the outbound URL inside the signed JSON.
+func TestAPIChannelCarriesFiles(t *testing.T) {
+	e := newEnv(t)
+	alice := e.agent("alice")
+	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	e.activate(alice)
+	id := acceptedChat(e, alice, ch, "file")
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	_ = w.WriteField("text", "your receipt")
+	part, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="receipt.pdf"`}, "Content-Type": {"application/pdf"}})
+	_, _ = part.Write([]byte("%PDF-1.4 receipt"))
+	_ = w.Close()
+	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, buf.Bytes(), "Content-Type", w.FormDataContentType()), "send file")
+	testenv.Eventually(t, 10*time.Second, "the file reaches the outbound URL", func() bool {
+		for _, r := range e.out.got() {
+			if r.Attachment != nil && r.Attachment.Name == "receipt.pdf" && string(r.Attachment.Content) == "%PDF-1.4 receipt" && r.Text == "your receipt" {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // A reply the endpoint refuses for good is marked failed with the reason, once.

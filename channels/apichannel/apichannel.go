@@ -54,12 +54,20 @@ type Sender struct {
 
 // OutboundBody is what omnichat posts to the outbound URL.
 type OutboundBody struct {
-	ChannelID      string    `json:"channel_id"`
-	ConversationID string    `json:"conversation_id"`
-	MessageID      string    `json:"message_id"`
-	Text           string    `json:"text"`
-	Agent          Sender    `json:"agent"`
-	Timestamp      time.Time `json:"timestamp"`
+	ChannelID      string        `json:"channel_id"`
+	ConversationID string        `json:"conversation_id"`
+	MessageID      string        `json:"message_id"`
+	Text           string        `json:"text"`
+	Agent          Sender        `json:"agent"`
+	Timestamp      time.Time     `json:"timestamp"`
+	Attachment     *OutboundFile `json:"attachment,omitempty"`
+}
+
+// OutboundFile is a file the agent sent; Content is base64 in JSON.
+type OutboundFile struct {
+	Name      string `json:"name"`
+	MediaType string `json:"media_type"`
+	Content   []byte `json:"content"`
 }
 
 // Provider implements channels.Provider.
@@ -163,8 +171,12 @@ func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.Unif
 // Send implements channels.Provider: it posts the reply, signed, to the
 // channel's outbound URL. 4xx answers other than 408 and 429 are permanent.
 func (p *Provider) Send(ctx context.Context, cfg channels.Config, msg channels.Outbound) (channels.SendResult, error) {
-	body, err := json.Marshal(OutboundBody{ChannelID: cfg.ID, ConversationID: msg.ConversationID, MessageID: msg.MessageID,
-		Text: msg.Text, Agent: Sender{ID: msg.AgentID, Name: msg.AgentName}, Timestamp: msg.CreatedAt})
+	out := OutboundBody{ChannelID: cfg.ID, ConversationID: msg.ConversationID, MessageID: msg.MessageID,
+		Text: msg.Text, Agent: Sender{ID: msg.AgentID, Name: msg.AgentName}, Timestamp: msg.CreatedAt}
+	if msg.File != nil {
+		out.Attachment = &OutboundFile{Name: msg.File.Name, MediaType: msg.File.MediaType, Content: msg.File.Content}
+	}
+	body, err := json.Marshal(out)
 	if err != nil {
 		return channels.SendResult{}, err
 	}
