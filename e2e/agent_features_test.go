@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"mime/multipart"
 	"strings"
 	"sync"
 	"testing"
@@ -81,13 +79,8 @@ func TestAPIChannelCarriesFiles(t *testing.T) {
 	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "file")
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	_ = w.WriteField("text", "your receipt")
-	part, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="receipt.pdf"`}, "Content-Type": {"application/pdf"}})
-	_, _ = part.Write([]byte("%PDF-1.4 receipt"))
-	_ = w.Close()
-	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, buf.Bytes(), "Content-Type", w.FormDataContentType()), "send file")
+	body, ct := fileForm("your receipt", "receipt.pdf", "application/pdf", []byte("%PDF-1.4 receipt"))
+	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, body, "Content-Type", ct), "send file")
 	testenv.Eventually(t, 10*time.Second, "the file reaches the outbound URL", func() bool {
 		for _, r := range e.out.got() {
 			if r.Attachment != nil && r.Attachment.Name == "receipt.pdf" && string(r.Attachment.Content) == "%PDF-1.4 receipt" && r.Text == "your receipt" {

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -243,4 +245,17 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// fileForm builds a multipart send: a file part and, when caption is set, a text part.
+func fileForm(caption, name, mediaType string, content []byte) ([]byte, string) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	if caption != "" {
+		_ = w.WriteField("text", caption)
+	}
+	part, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="` + name + `"`}, "Content-Type": {mediaType}})
+	_, _ = part.Write(content)
+	_ = w.Close()
+	return buf.Bytes(), w.FormDataContentType()
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"mime/multipart"
 	"net/url"
 	"strings"
 	"testing"
@@ -222,12 +221,8 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	}
 
 	// A file goes out as an attachment upload.
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	part, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="label.png"`}, "Content-Type": {"image/png"}})
-	_, _ = part.Write([]byte("\x89PNG label"))
-	_ = w.Close()
-	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, buf.Bytes(), "Content-Type", w.FormDataContentType()), "send file")
+	body, ct := fileForm("", "label.png", "image/png", []byte("\x89PNG label"))
+	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, body, "Content-Type", ct), "send file")
 	testenv.Eventually(t, 10*time.Second, "the file reaches the Send API", func() bool {
 		sends, _, _ := e.fb.snapshot()
 		last := sends[len(sends)-1]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"mime/multipart"
 	"strings"
 	"testing"
 	"time"
@@ -300,14 +299,9 @@ func TestTelegramSendingPacesRetriesAndFailsPermanently(t *testing.T) {
 	}
 
 	// An attachment goes out with sendDocument.
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	_ = w.WriteField("text", "the invoice")
-	part, _ := w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="invoice.pdf"`}, "Content-Type": {"application/pdf"}})
-	_, _ = part.Write([]byte("%PDF-1.4 invoice"))
-	_ = w.Close()
+	body, ct := fileForm("the invoice", "invoice.pdf", "application/pdf", []byte("%PDF-1.4 invoice"))
 	var sent api.MessageDTO
-	e.must(201, e.Do("POST", "/api/v1/chats/"+chatID+"/messages", alice.Token, buf.Bytes(), "Content-Type", w.FormDataContentType()), "send file").Decode(t, &sent)
+	e.must(201, e.Do("POST", "/api/v1/chats/"+chatID+"/messages", alice.Token, body, "Content-Type", ct), "send file").Decode(t, &sent)
 	if len(sent.Attachments) != 1 || sent.Attachments[0].Name != "invoice.pdf" || sent.Kind != "document" {
 		t.Fatalf("sent message: %+v", sent)
 	}
@@ -317,12 +311,8 @@ func TestTelegramSendingPacesRetriesAndFailsPermanently(t *testing.T) {
 		return last.Method == "sendDocument" && string(last.File) == "%PDF-1.4 invoice" && last.FileName == "invoice.pdf" && last.Text == "the invoice"
 	})
 	// A forbidden media type is refused before anything is stored.
-	buf.Reset()
-	w = multipart.NewWriter(&buf)
-	part, _ = w.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="file"; filename="x.exe"`}, "Content-Type": {"application/x-msdownload"}})
-	_, _ = part.Write([]byte("MZ"))
-	_ = w.Close()
-	if p := problemOf(t, e.Do("POST", "/api/v1/chats/"+chatID+"/messages", alice.Token, buf.Bytes(), "Content-Type", w.FormDataContentType())); p.Status != 415 {
+	body, ct = fileForm("", "x.exe", "application/x-msdownload", []byte("MZ"))
+	if p := problemOf(t, e.Do("POST", "/api/v1/chats/"+chatID+"/messages", alice.Token, body, "Content-Type", ct)); p.Status != 415 {
 		t.Fatalf("forbidden upload: %+v", p)
 	}
 }

@@ -32,9 +32,7 @@ import (
 	"github.com/omnichat/omnichat/activities"
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/channels/apichannel"
-	"github.com/omnichat/omnichat/channels/facebook"
-	"github.com/omnichat/omnichat/channels/telegram"
+	"github.com/omnichat/omnichat/channels/providers"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/dispatch"
 	"github.com/omnichat/omnichat/migrations"
@@ -163,11 +161,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	if opts.FacebookURL == "" {
 		opts.FacebookURL = "http://127.0.0.1:1/v21.0"
 	}
-	tg, err := telegram.New(opts.TelegramURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb, err := facebook.New(opts.FacebookURL, nil)
+	registry, err := providers.New(opts.TelegramURL, opts.FacebookURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +171,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
-		Providers: channels.NewRegistry(apichannel.New(nil), tg, fb)}
+		Providers: registry}
 	s.Chats = chatcmd.New(tc, s.TaskQueue)
 	s.acts = &activities.Activities{Store: store, Files: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
 	s.StartWorker()

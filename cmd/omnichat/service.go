@@ -19,10 +19,7 @@ import (
 
 	"github.com/omnichat/omnichat/activities"
 	"github.com/omnichat/omnichat/api"
-	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/channels/apichannel"
-	"github.com/omnichat/omnichat/channels/facebook"
-	"github.com/omnichat/omnichat/channels/telegram"
+	"github.com/omnichat/omnichat/channels/providers"
 	"github.com/omnichat/omnichat/chatcmd"
 	"github.com/omnichat/omnichat/config"
 	"github.com/omnichat/omnichat/dispatch"
@@ -30,19 +27,6 @@ import (
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/worker"
 )
-
-// providers lists the channel providers this build serves.
-func providers(cfg config.Config) (*channels.Registry, error) {
-	tg, err := telegram.New(cfg.TelegramAPIURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	fb, err := facebook.New(cfg.FacebookGraphURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	return channels.NewRegistry(apichannel.New(nil), tg, fb), nil
-}
 
 func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, withAPI, withWorker bool) error {
 	db, err := models.Open(cfg.DatabaseURL)
@@ -60,7 +44,7 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 	}
 	defer tc.Close()
 	cmds := chatcmd.New(tc, cfg.TaskQueue)
-	registry, err := providers(cfg)
+	registry, err := providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL)
 	if err != nil {
 		return err
 	}
