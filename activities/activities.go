@@ -154,15 +154,22 @@ func (a *Activities) Ingest(ctx context.Context, r IngestRequest) (IngestResult,
 	return out, nil
 }
 
+// channelProvider loads a channel and its provider; ok is false when this
+// build does not serve the channel's provider.
+func (a *Activities) channelProvider(ctx context.Context, channelID uuid.UUID) (*models.Channel, channels.Provider, bool, error) {
+	ch, err := a.Store.GetChannel(ctx, channelID)
+	if err != nil {
+		return nil, nil, false, domainError(err)
+	}
+	p, ok := a.Providers.Get(ch.Provider)
+	return ch, p, ok, nil
+}
+
 // channelTraits reports whether the channel's contacts have profiles to fetch
 // and whether it hands conversations back to a bot when a chat closes.
 func (a *Activities) channelTraits(ctx context.Context, channelID uuid.UUID) (profiles, releases bool) {
-	ch, err := a.Store.GetChannel(ctx, channelID)
-	if err != nil {
-		return false, false
-	}
-	p, ok := a.Providers.Get(ch.Provider)
-	if !ok {
+	ch, p, ok, err := a.channelProvider(ctx, channelID)
+	if err != nil || !ok {
 		return false, false
 	}
 	_, noProfiles := p.(channels.ProfileLess)

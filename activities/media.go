@@ -31,11 +31,10 @@ func (a *Activities) FetchAttachment(ctx context.Context, r FetchRequest) error 
 	if att.Status != models.AttachmentPending {
 		return nil
 	}
-	ch, err := a.Store.GetChannel(ctx, att.ChannelID)
+	ch, p, ok, err := a.channelProvider(ctx, att.ChannelID)
 	if err != nil {
-		return domainError(err)
+		return err
 	}
-	p, ok := a.Providers.Get(ch.Provider)
 	if !ok {
 		return a.Store.FailAttachment(ctx, id, "channel provider "+ch.Provider+" is not available")
 	}
@@ -78,13 +77,9 @@ func (a *Activities) FetchProfile(ctx context.Context, r ProfileRequest) error {
 	if err != nil {
 		return domainError(err)
 	}
-	ch, err := a.Store.GetChannel(ctx, contact.ChannelID)
-	if err != nil {
-		return domainError(err)
-	}
-	p, ok := a.Providers.Get(ch.Provider)
-	if !ok {
-		return nil
+	ch, p, ok, err := a.channelProvider(ctx, contact.ChannelID)
+	if err != nil || !ok {
+		return err // no provider: nothing to fetch or release
 	}
 	prof, err := p.Profile(ctx, ChannelConfig(ch), contact.ExternalID)
 	var perm *channels.PermanentError
@@ -133,13 +128,9 @@ func (a *Activities) ReleaseThread(ctx context.Context, r CloseRequest) error {
 	if err != nil {
 		return domainError(err)
 	}
-	ch, err := a.Store.GetChannel(ctx, chat.ChannelID)
-	if err != nil {
-		return domainError(err)
-	}
-	p, ok := a.Providers.Get(ch.Provider)
-	if !ok {
-		return nil
+	ch, p, ok, err := a.channelProvider(ctx, chat.ChannelID)
+	if err != nil || !ok {
+		return err // no provider: nothing to fetch or release
 	}
 	rel, ok := p.(channels.ThreadReleaser)
 	if !ok {

@@ -96,11 +96,10 @@ func (a *Activities) Deliver(ctx context.Context, r DeliverRequest) (DeliverResu
 	if err != nil {
 		return DeliverResult{}, domainError(err)
 	}
-	ch, err := a.Store.GetChannel(ctx, chat.ChannelID)
+	ch, provider, ok, err := a.channelProvider(ctx, chat.ChannelID)
 	if err != nil {
-		return DeliverResult{}, domainError(err)
+		return DeliverResult{}, err
 	}
-	provider, ok := a.Providers.Get(ch.Provider)
 	if !ok {
 		return DeliverResult{}, a.fail(ctx, msgID, "channel provider "+ch.Provider+" is not available")
 	}

@@ -16,16 +16,7 @@ import (
 func acceptedChat(e *env, a agent, ch, conv string) string {
 	e.t.Helper()
 	e.must(200, e.inbound(ch, conv, conv+"-1", "hello from "+conv), "inbound")
-	var id string
-	testenv.Eventually(e.t, 10*time.Second, "chat visible", func() bool {
-		for _, c := range e.chats(a, "waiting") {
-			if c.ContactName == "Customer "+conv {
-				id = c.ID.String()
-				return true
-			}
-		}
-		return false
-	})
+	id := e.waitChat(a, "waiting", "Customer "+conv).ID.String()
 	e.must(200, e.Do("POST", "/api/v1/chats/"+id+"/accept", a.Token, nil), "accept")
 	return id
 }

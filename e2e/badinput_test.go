@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels/apichannel"
@@ -101,14 +100,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 
 	// Another queue's chat: bob does not serve queue A, so for him it does not exist.
 	e.must(200, post(good, apichannel.Sign(channelSecret, good)), "good inbound")
-	var chatID string
-	testenv.Eventually(t, 10*time.Second, "alice sees the chat", func() bool {
-		for _, c := range e.chats(alice, "waiting") {
-			chatID = c.ID.String()
-			return true
-		}
-		return false
-	})
+	chatID := e.waitChat(alice, "waiting", "").ID.String()
 	for _, req := range []struct{ method, path string }{
 		{"GET", "/api/v1/chats/" + chatID}, {"POST", "/api/v1/chats/" + chatID + "/accept"},
 		{"GET", "/api/v1/chats/" + chatID + "/messages"}, {"POST", "/api/v1/chats/" + chatID + "/close"},

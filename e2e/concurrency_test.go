@@ -26,14 +26,7 @@ func TestConcurrentAcceptsOneWinner(t *testing.T) {
 		e.activate(a)
 	}
 	e.must(200, e.inbound(ch, "race", "r-1", "who takes me?"), "inbound")
-	var chatID string
-	testenv.Eventually(t, 10*time.Second, "the chat is visible to the agents", func() bool {
-		for _, c := range e.chats(agents[0], "waiting") {
-			chatID = c.ID.String()
-			return true
-		}
-		return false
-	})
+	chatID := e.waitChat(agents[0], "waiting", "").ID.String()
 
 	var ok, conflict, other atomic.Int32
 	var wg sync.WaitGroup

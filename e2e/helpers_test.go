@@ -149,19 +149,25 @@ func (e *env) chat(a agent, id string) api.ChatDTO {
 	return c
 }
 
-// waitOffer waits until the agent sees a chat offered to them and returns it.
-func (e *env) waitOffer(a agent) api.ChatDTO {
+// waitChat waits until the agent sees a chat in the given status, of the given
+// contact ("" for any), and returns it.
+func (e *env) waitChat(a agent, status, contact string) api.ChatDTO {
 	e.t.Helper()
 	var got api.ChatDTO
-	testenv.Eventually(e.t, 10*time.Second, "a chat is offered to the agent", func() bool {
-		for _, c := range e.chats(a, "offered") {
-			got = c
-			return true
+	testenv.Eventually(e.t, 10*time.Second, "the agent sees a "+status+" chat "+contact, func() bool {
+		for _, c := range e.chats(a, status) {
+			if contact == "" || c.ContactName == contact {
+				got = c
+				return true
+			}
 		}
 		return false
 	})
 	return got
 }
+
+// waitOffer waits until the agent sees a chat offered to them and returns it.
+func (e *env) waitOffer(a agent) api.ChatDTO { return e.waitChat(a, "offered", "") }
 
 func (e *env) count(query string, args ...any) int {
 	e.t.Helper()

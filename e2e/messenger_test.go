@@ -65,21 +65,6 @@ func fbMessage(psid, mid, text string, attachments ...map[string]any) map[string
 		"timestamp": time.Now().UnixMilli(), "message": msg}
 }
 
-func (e *fbEnv) chatOf(a agent, contact, status string) api.ChatDTO {
-	e.t.Helper()
-	var got api.ChatDTO
-	testenv.Eventually(e.t, 10*time.Second, "chat of "+contact+" is "+status, func() bool {
-		for _, c := range e.chats(a, status) {
-			if c.ContactName == contact {
-				got = c
-				return true
-			}
-		}
-		return false
-	})
-	return got
-}
-
 func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 	e := newMessengerEnv(t)
 	alice := e.agent("alice")
@@ -141,8 +126,8 @@ func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 			fbMessage("9001", "m_a1", "Hi, where is my order?")), // delivered again
 	)), "batch")
 
-	anna := e.chatOf(alice, "Anna Smith", "waiting") // the Graph profile replaced the fallback name
-	other := e.chatOf(alice, "Customer 9002", "waiting")
+	anna := e.waitChat(alice, "waiting", "Anna Smith") // the Graph profile replaced the fallback name
+	other := e.waitChat(alice, "waiting", "Customer 9002")
 	var msgs api.MessagePage
 	testenv.Eventually(t, 10*time.Second, "attachments settled", func() bool {
 		e.must(200, e.Do("GET", "/api/v1/chats/"+other.ID.String()+"/messages", alice.Token, nil), "conversation").Decode(t, &msgs)
@@ -171,7 +156,7 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	ch := e.channel(q)
 	e.activate(alice)
 	e.must(200, e.post(ch, page(entry("messaging", fbMessage("9100", "m_c1", "hello")))), "inbound")
-	c := e.chatOf(alice, "Customer 9100", "waiting")
+	c := e.waitChat(alice, "waiting", "Customer 9100")
 	id := c.ID.String()
 	e.must(200, e.Do("POST", "/api/v1/chats/"+id+"/accept", alice.Token, nil), "accept")
 

@@ -160,14 +160,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 		"from": map[string]any{"id": chat, "is_bot": false, "first_name": "Ivan"}, "chat": map[string]any{"id": chat, "type": "private"}, "text": "Hello, edited"}}
 	e.must(200, e.update(ch, edit), "edit")
 
-	var chatID string
-	testenv.Eventually(t, 10*time.Second, "the chat is visible", func() bool {
-		for _, c := range e.chats(alice, "waiting") {
-			chatID = c.ID.String()
-			return c.ContactName == "Ivan Petrov"
-		}
-		return false
-	})
+	chatID := e.waitChat(alice, "waiting", "Ivan Petrov").ID.String()
 	var page api.MessagePage
 	testenv.Eventually(t, 15*time.Second, "all nine messages stored, edited, attachments settled", func() bool {
 		e.must(200, e.Do("GET", "/api/v1/chats/"+chatID+"/messages", alice.Token, nil), "conversation").Decode(t, &page)
@@ -253,14 +246,7 @@ func TestTelegramSendingPacesRetriesAndFailsPermanently(t *testing.T) {
 	e.activate(alice)
 	const chat = int64(4242)
 	e.must(200, e.update(ch, tgMessage(chat, 1, map[string]any{"text": "hi"})), "inbound")
-	var chatID string
-	testenv.Eventually(t, 10*time.Second, "chat visible", func() bool {
-		for _, c := range e.chats(alice, "waiting") {
-			chatID = c.ID.String()
-			return true
-		}
-		return false
-	})
+	chatID := e.waitChat(alice, "waiting", "").ID.String()
 	e.must(200, e.Do("POST", "/api/v1/chats/"+chatID+"/accept", alice.Token, nil), "accept")
 
 	// Telegram throttles the first send: it waits retry_after, then sends all three in order, paced.
