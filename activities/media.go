@@ -3,13 +3,28 @@ package activities
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
 
-	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/service"
 )
+
+// maxProviderFailures is how often a provider may fail a download, a profile
+// or a handover before omnichat gives it up; failures of omnichat's own
+// database are not counted and are retried until it answers.
+const maxProviderFailures = 5
+
+// Media downloads inbound files and contact profiles, and hands
+// conversations back to bots.
+type Media struct {
+	Chats    *service.Chats
+	Channels *service.Channels
+}
+
+// Register adds the group's activities to a worker.
+func (a *Media) Register(r Registry) { register(r, a) }
 
 // FetchRequest names an attachment to fetch.
 type FetchRequest struct {
@@ -18,47 +33,47 @@ type FetchRequest struct {
 
 // FetchAttachment downloads a file from its provider and stores it. A refusal
 // (too large, a forbidden host or media type, gone) marks it failed with the
-// reason and is not retried.
-func (a *Activities) FetchAttachment(ctx context.Context, r FetchRequest) error {
+// reason; so does the last of maxProviderFailures failed downloads.
+func (a *Media) FetchAttachment(ctx context.Context, r FetchRequest) error {
 	id, err := parseID("attachment", r.AttachmentID)
 	if err != nil {
 		return err
 	}
-	att, err := a.Store.GetAttachment(ctx, id)
+	ids := []any{"AttachmentID", r.AttachmentID}
+	att, err := a.Chats.PendingAttachment(ctx, id)
+	if err != nil || att == nil {
+		return failed(ctx, err, ids...)
+	}
+	ch, p, ok, err := a.Channels.Provider(ctx, att.ChannelID)
 	if err != nil {
-		return domainError(err)
+		return failed(ctx, err, ids...)
 	}
-	if att.Status != models.AttachmentPending {
-		return nil
-	}
-	ch, p, ok, err := a.channelProvider(ctx, att.ChannelID)
-	if err != nil {
-		return err
-	}
+	giveUp := func(reason string) error { return failed(ctx, a.Chats.FailAttachment(ctx, id, reason), ids...) }
 	if !ok {
-		return a.Store.FailAttachment(ctx, id, "channel provider "+ch.Provider+" is not available")
+		return giveUp("channel provider " + ch.Provider + " is not available")
 	}
-	got, err := p.Attachment(ctx, ChannelConfig(ch), channels.AttachmentRef{Kind: att.Kind, RemoteID: att.RemoteID, URL: att.RemoteURL,
-		Name: att.Name, MediaType: att.MediaType, Size: att.Size})
+	got, err := p.Attachment(ctx, service.Config(ch), att.Ref())
 	var perm *channels.PermanentError
 	switch {
 	case errors.As(err, &perm):
-		return a.Store.FailAttachment(ctx, id, perm.Reason)
+		return giveUp(perm.Reason)
 	case errors.Is(err, channels.ErrNotSupported):
-		return a.Store.FailAttachment(ctx, id, "this channel does not provide files")
+		return giveUp("this channel does not provide files")
 	case err != nil:
-		return err
+		if exhausted, err := a.exhausted(ctx, "fetch:"+r.AttachmentID, err); exhausted || err != nil {
+			if err != nil {
+				return failed(ctx, err, ids...)
+			}
+			return giveUp(fmt.Sprintf("not downloaded after %d attempts", maxProviderFailures))
+		}
+		return failed(ctx, err, ids...)
 	}
-	return a.Files.StoreAttachmentContent(ctx, id, got.MediaType, got.Content)
+	return failed(ctx, a.Chats.StoreAttachment(ctx, id, got), ids...)
 }
 
-// FailFetch records that a fetch ran out of retries.
-func (a *Activities) FailFetch(ctx context.Context, r FetchRequest, reason string) error {
-	id, err := parseID("attachment", r.AttachmentID)
-	if err != nil {
-		return err
-	}
-	return a.Store.FailAttachment(ctx, id, reason)
+// exhausted counts a provider's failure for an item; see Channels.ProviderFailed.
+func (a *Media) exhausted(ctx context.Context, key string, failure error) (bool, error) {
+	return a.Channels.ProviderFailed(ctx, key, maxProviderFailures, failure)
 }
 
 // ProfileRequest names a contact whose profile to fetch.
@@ -67,84 +82,72 @@ type ProfileRequest struct {
 }
 
 // FetchProfile asks the provider for the contact's name and photo. A provider
-// that refuses leaves the contact with the name its messages carry.
-func (a *Activities) FetchProfile(ctx context.Context, r ProfileRequest) error {
+// that refuses, or keeps failing, leaves the contact with the name its
+// messages carry.
+func (a *Media) FetchProfile(ctx context.Context, r ProfileRequest) error {
 	id, err := parseID("contact", r.ContactID)
 	if err != nil {
 		return err
 	}
-	contact, err := a.Store.GetContact(ctx, id)
+	ids := []any{"ContactID", r.ContactID}
+	contact, err := a.Chats.Contact(ctx, id)
 	if err != nil {
-		return domainError(err)
+		return failed(ctx, err, ids...)
 	}
-	ch, p, ok, err := a.channelProvider(ctx, contact.ChannelID)
+	ch, p, ok, err := a.Channels.Provider(ctx, contact.ChannelID)
 	if err != nil || !ok {
-		return err // no provider: nothing to fetch or release
+		return failed(ctx, err, ids...) // no provider: nothing to fetch
 	}
-	prof, err := p.Profile(ctx, ChannelConfig(ch), contact.ExternalID)
+	prof, err := p.Profile(ctx, service.Config(ch), contact.ExternalID)
 	var perm *channels.PermanentError
 	switch {
 	case errors.Is(err, channels.ErrNotSupported), errors.As(err, &perm):
 		return nil
 	case err != nil:
-		return err
-	}
-	if prof.Name != "" && prof.Name != contact.Name {
-		if err := a.Store.SetContactName(ctx, id, prof.Name); err != nil {
-			return err
+		exhausted, dbErr := a.exhausted(ctx, "profile:"+r.ContactID, err)
+		if exhausted {
+			activity.GetLogger(ctx).Warn("contact profile given up", append(ids, "Error", err)...)
+			return nil
 		}
+		return failed(ctx, errors.Join(err, dbErr), ids...)
 	}
-	if prof.Photo == nil {
-		return nil
+	photo, err := a.Chats.ApplyProfile(ctx, contact, prof)
+	if err != nil || photo == nil {
+		return failed(ctx, err, ids...)
 	}
-	att, err := a.Store.SetContactPhoto(ctx, id, models.AttachmentInput{Kind: prof.Photo.Kind, RemoteID: prof.Photo.RemoteID,
-		URL: prof.Photo.URL, MediaType: prof.Photo.MediaType, Size: prof.Photo.Size})
-	if err != nil || att == nil {
-		return err
-	}
-	return a.FetchAttachment(ctx, FetchRequest{AttachmentID: att.ID.String()})
-}
-
-// StartRouting moves a bot-owned chat into routing when omnichat gets the conversation.
-func (a *Activities) StartRouting(ctx context.Context, r CloseRequest) (QueueInfo, error) {
-	chatID, err := parseID("chat", r.ChatID)
-	if err != nil {
-		return QueueInfo{}, err
-	}
-	info, err := a.Store.StartRouting(ctx, chatID)
-	if err != nil {
-		return QueueInfo{}, domainError(err)
-	}
-	return QueueInfo{QueueID: info.QueueID.String(), RoutingRule: info.RoutingRule, CompletionTimeout: info.CompletionTimeout}, nil
+	return a.FetchAttachment(ctx, FetchRequest{AttachmentID: photo.ID.String()})
 }
 
 // ReleaseThread hands a closed chat's conversation back to the channel's bot app.
-func (a *Activities) ReleaseThread(ctx context.Context, r CloseRequest) error {
+func (a *Media) ReleaseThread(ctx context.Context, r CloseRequest) error {
 	chatID, err := parseID("chat", r.ChatID)
 	if err != nil {
 		return err
 	}
-	chat, err := a.Store.GetChat(ctx, chatID)
+	ids := []any{"ChatID", r.ChatID}
+	chat, err := a.Chats.Chat(ctx, chatID)
 	if err != nil {
-		return domainError(err)
+		return failed(ctx, err, ids...)
 	}
-	ch, p, ok, err := a.channelProvider(ctx, chat.ChannelID)
+	ch, p, ok, err := a.Channels.Provider(ctx, chat.ChannelID)
 	if err != nil || !ok {
-		return err // no provider: nothing to fetch or release
+		return failed(ctx, err, ids...) // no provider: nothing to release
 	}
 	rel, ok := p.(channels.ThreadReleaser)
 	if !ok {
 		return nil
 	}
-	err = rel.ReleaseThread(ctx, ChannelConfig(ch), chat.ConversationID)
+	err = rel.ReleaseThread(ctx, service.Config(ch), chat.ConversationID)
 	var perm *channels.PermanentError
-	if errors.As(err, &perm) {
-		return temporal.NewNonRetryableApplicationError(perm.Reason, errPermanentSend, nil)
+	switch {
+	case errors.As(err, &perm):
+		return permanent(perm.Reason)
+	case err != nil:
+		exhausted, dbErr := a.exhausted(ctx, "release:"+r.ChatID, err)
+		if exhausted {
+			return permanent(fmt.Sprintf("not handed back after %d attempts: %v", maxProviderFailures, err))
+		}
+		return failed(ctx, errors.Join(err, dbErr), ids...)
 	}
-	return err
-}
-
-// DeliverResult tells the chat how long to wait before its next message.
-type DeliverResult struct {
-	Pause time.Duration
+	return nil
 }

@@ -10,13 +10,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/workflows"
+	"github.com/omnichat/omnichat/service"
 )
 
 func (s *server) agentRoutes(g *gin.RouterGroup) {
 	g.GET("/me", s.me)
-	g.GET("/agent/status", s.getStatus)
+	g.GET("/agent/status", getStatus)
 	g.PUT("/agent/status", s.putStatus)
 	g.GET("/chats", s.listChats)
 	g.GET("/chats/unread-count", s.unreadChats)
@@ -40,22 +39,9 @@ type MeDTO struct {
 }
 
 func (s *server) me(c *gin.Context) {
-	u := currentUser(c)
-	ctx := c.Request.Context()
-	qs, err := s.Store.AgentQueueIDs(ctx, u.ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	admin, err := s.Store.CanManageChats(ctx, u.ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if qs == nil {
-		qs = []uuid.UUID{}
-	}
-	c.JSON(http.StatusOK, MeDTO{UserDTO: userDTO(u), QueueIDs: qs, IsAdmin: admin})
+	p := principal(c)
+	qs, err := s.svc.Agents.Queues(c.Request.Context(), p.ID)
+	respond(c, http.StatusOK, MeDTO{UserDTO: userDTO(p.User), QueueIDs: qs, IsAdmin: p.Admin}, err)
 }
 
 // StatusDTO is an agent's status.
@@ -63,8 +49,8 @@ type StatusDTO struct {
 	Status string `json:"status" binding:"required,oneof=active inactive"`
 }
 
-func (s *server) getStatus(c *gin.Context) {
-	c.JSON(http.StatusOK, StatusDTO{Status: currentUser(c).Status})
+func getStatus(c *gin.Context) {
+	c.JSON(http.StatusOK, StatusDTO{Status: principal(c).Status})
 }
 
 func (s *server) putStatus(c *gin.Context) {
@@ -72,54 +58,40 @@ func (s *server) putStatus(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	u := currentUser(c)
-	if err := s.Store.SetAgentStatus(c.Request.Context(), u.ID, req.Status); err != nil {
-		fail(c, err)
-		return
-	}
-	if req.Status == models.AgentActive {
-		s.kick(c) // capacity appeared: waiting chats may be offered
-	}
-	c.JSON(http.StatusOK, req)
-}
-
-// kick wakes the dispatcher; failing to do so never fails the request, the next kick catches up.
-func (s *server) kick(c *gin.Context) {
-	if err := s.Chats.Kick(c.Request.Context()); err != nil {
-		loggerFrom(c).WarnContext(c.Request.Context(), "dispatcher kick failed", "error", err)
-	}
+	respond(c, http.StatusOK, req, s.svc.Agents.SetStatus(c.Request.Context(), principal(c).ID, req.Status))
 }
 
 // ChatDTO is a chat as agents see it.
 type ChatDTO struct {
-	ID             uuid.UUID  `json:"id"`
-	Status         string     `json:"status"`
-	ChannelID      uuid.UUID  `json:"channel_id"`
-	ChannelName    string     `json:"channel_name"`
-	Provider       string     `json:"provider"`
-	QueueID        uuid.UUID  `json:"queue_id"`
-	QueueName      string     `json:"queue_name"`
-	RoutingRule    string     `json:"routing_rule"`
-	ContactID      uuid.UUID  `json:"contact_id"`
-	ContactName    string     `json:"contact_name"`
-	ContactPhoto   string     `json:"contact_photo_url,omitempty"`
-	AgentID        *uuid.UUID `json:"agent_id"`
-	UnreadMessages int        `json:"unread_messages"`
-	WaitingSince   time.Time  `json:"waiting_since"`
-	OfferedAt      *time.Time `json:"offered_at"`
-	AcceptedAt     *time.Time `json:"accepted_at"`
-	ClosedAt       *time.Time `json:"closed_at"`
-	CloseReason    *string    `json:"close_reason"`
-	LastMessageAt  *time.Time `json:"last_message_at"`
-	CreatedAt      time.Time  `json:"created_at"`
+	ID               uuid.UUID  `json:"id"`
+	Status           string     `json:"status"`
+	ChannelID        uuid.UUID  `json:"channel_id"`
+	ChannelName      string     `json:"channel_name"`
+	Provider         string     `json:"provider"`
+	QueueID          uuid.UUID  `json:"queue_id"`
+	QueueName        string     `json:"queue_name"`
+	RoutingRule      string     `json:"routing_rule"`
+	ContactID        uuid.UUID  `json:"contact_id"`
+	ContactName      string     `json:"contact_name"`
+	ContactPhoto     string     `json:"contact_photo_url,omitempty"`
+	ContactBlockedAt *time.Time `json:"contact_blocked_at"`
+	AgentID          *uuid.UUID `json:"agent_id"`
+	UnreadMessages   int        `json:"unread_messages"`
+	WaitingSince     time.Time  `json:"waiting_since"`
+	OfferedAt        *time.Time `json:"offered_at"`
+	AcceptedAt       *time.Time `json:"accepted_at"`
+	ClosedAt         *time.Time `json:"closed_at"`
+	CloseReason      *string    `json:"close_reason"`
+	LastMessageAt    *time.Time `json:"last_message_at"`
+	CreatedAt        time.Time  `json:"created_at"`
 }
 
-func chatDTO(r *models.ChatRow) ChatDTO {
+func chatDTO(r *service.ChatRow) ChatDTO {
 	return ChatDTO{ID: r.ID, Status: r.Status, ChannelID: r.ChannelID, ChannelName: r.ChannelName, Provider: r.Provider,
 		QueueID: r.QueueID, QueueName: r.QueueName, RoutingRule: r.RoutingRule, ContactID: r.ContactID, ContactName: r.ContactName,
-		AgentID: r.AgentID, UnreadMessages: r.UnreadMessages, WaitingSince: r.WaitingSince, OfferedAt: r.OfferedAt,
-		AcceptedAt: r.AcceptedAt, ClosedAt: r.ClosedAt, CloseReason: r.CloseReason, LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt,
-		ContactPhoto: photoURL(r.ContactPhotoID)}
+		ContactBlockedAt: r.ContactBlockedAt, AgentID: r.AgentID, UnreadMessages: r.UnreadMessages, WaitingSince: r.WaitingSince,
+		OfferedAt: r.OfferedAt, AcceptedAt: r.AcceptedAt, ClosedAt: r.ClosedAt, CloseReason: r.CloseReason,
+		LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt, ContactPhoto: photoURL(r.ContactPhotoID)}
 }
 
 func photoURL(id *uuid.UUID) string {
@@ -137,7 +109,7 @@ type ChatPage struct {
 
 // ListChatsQuery filters GetChats.
 type ListChatsQuery struct {
-	Status string `form:"status" binding:"omitempty,oneof=waiting offered in_progress closed"`
+	Status string `form:"status" binding:"omitempty,oneof=bot waiting offered in_progress closed"`
 	Cursor int64  `form:"cursor" binding:"omitempty,min=1"`
 	Limit  int    `form:"limit" binding:"omitempty,min=1,max=100"`
 }
@@ -150,15 +122,12 @@ func (s *server) listChats(c *gin.Context) {
 	if q.Limit == 0 {
 		q.Limit = 50
 	}
-	rows, err := s.Store.ListAgentChats(c.Request.Context(), currentUser(c).ID, models.ChatFilter{Status: q.Status, Before: q.Cursor, Limit: q.Limit})
+	rows, err := s.svc.Chats.List(c.Request.Context(), principal(c), service.ChatFilter{Status: q.Status, Before: q.Cursor, Limit: q.Limit})
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	page := ChatPage{Items: make([]ChatDTO, 0, len(rows))}
-	for i := range rows {
-		page.Items = append(page.Items, chatDTO(&rows[i]))
-	}
+	page := ChatPage{Items: mapSlice(rows, chatDTO)}
 	if len(rows) == q.Limit {
 		page.NextCursor = strconv.FormatInt(rows[len(rows)-1].Seq, 10)
 	}
@@ -171,84 +140,91 @@ type CountDTO struct {
 }
 
 func (s *server) unreadChats(c *gin.Context) {
-	chats, _, err := s.Store.UnreadCounts(c.Request.Context(), currentUser(c).ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, CountDTO{Count: chats})
+	chats, _, err := s.svc.Chats.UnreadCounts(c.Request.Context(), principal(c).ID)
+	respond(c, http.StatusOK, CountDTO{Count: chats}, err)
 }
 
 func (s *server) unreadMessages(c *gin.Context) {
-	_, msgs, err := s.Store.UnreadCounts(c.Request.Context(), currentUser(c).ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, CountDTO{Count: msgs})
+	_, msgs, err := s.svc.Chats.UnreadCounts(c.Request.Context(), principal(c).ID)
+	respond(c, http.StatusOK, CountDTO{Count: msgs}, err)
 }
 
-// chatParam loads the chat in the path for the current agent: 404 when it is
-// not theirs to see, whether or not it exists.
-func (s *server) chatParam(c *gin.Context) (*models.ChatRow, bool) {
+// chatID reads the chat in the path: 404 when it is not a UUID, as for a chat
+// the agent may not see.
+func chatID(c *gin.Context) (uuid.UUID, bool) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		problem(c, http.StatusNotFound, "chat not found")
-		return nil, false
+		return uuid.Nil, false
 	}
-	row, err := s.Store.AgentChat(c.Request.Context(), currentUser(c).ID, id)
-	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	return row, true
+	return id, true
 }
 
 func (s *server) getChat(c *gin.Context) {
-	row, ok := s.chatParam(c)
+	id, ok := chatID(c)
 	if !ok {
+		return
+	}
+	row, err := s.svc.Chats.Get(c.Request.Context(), principal(c), id)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, chatDTO(row))
 }
 
-// respondChat answers with the chat as stored after a command.
-func (s *server) respondChat(c *gin.Context, id uuid.UUID) {
-	row, err := s.Store.AgentChat(c.Request.Context(), currentUser(c).ID, id)
-	if err != nil {
-		// The command succeeded but the chat left the agent's sight (a transfer).
-		c.JSON(http.StatusOK, gin.H{"id": id})
+// chatCommand answers a command with the chat as stored afterwards, or with
+// its ID alone when it left the agent's sight (a transfer).
+func chatCommand(c *gin.Context, run func(p *service.Principal, id uuid.UUID) (*service.ChatRow, error)) {
+	id, ok := chatID(c)
+	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, chatDTO(row))
+	row, err := run(principal(c), id)
+	switch {
+	case err != nil:
+		fail(c, err)
+	case row == nil:
+		c.JSON(http.StatusOK, gin.H{"id": id})
+	default:
+		c.JSON(http.StatusOK, chatDTO(row))
+	}
 }
 
 func (s *server) acceptChat(c *gin.Context) {
-	row, ok := s.chatParam(c)
-	if !ok {
+	chatCommand(c, func(p *service.Principal, id uuid.UUID) (*service.ChatRow, error) {
+		return s.svc.Chats.Accept(c.Request.Context(), p, id)
+	})
+}
+
+func (s *server) closeChat(c *gin.Context) {
+	chatCommand(c, func(p *service.Principal, id uuid.UUID) (*service.ChatRow, error) {
+		return s.svc.Chats.Close(c.Request.Context(), p, id)
+	})
+}
+
+// TransferDTO moves a chat to another queue or agent.
+type TransferDTO struct {
+	QueueID *uuid.UUID `json:"queue_id" binding:"required_without=AgentID,excluded_with=AgentID"`
+	AgentID *uuid.UUID `json:"agent_id" binding:"required_without=QueueID"`
+}
+
+func (s *server) transferChat(c *gin.Context) {
+	var req TransferDTO
+	if !bindJSON(c, &req) {
 		return
 	}
-	if row.Status == models.ChatClosed {
-		problem(c, http.StatusConflict, "chat is closed")
-		return
-	}
-	if _, err := s.Chats.Accept(c.Request.Context(), row.WorkflowID, workflows.AcceptRequest{AgentID: currentUser(c).ID.String()}); err != nil {
-		fail(c, err)
-		return
-	}
-	s.respondChat(c, row.ID)
+	chatCommand(c, func(p *service.Principal, id uuid.UUID) (*service.ChatRow, error) {
+		return s.svc.Chats.Transfer(c.Request.Context(), p, id, service.TransferInput{QueueID: req.QueueID, AgentID: req.AgentID})
+	})
 }
 
 func (s *server) markRead(c *gin.Context) {
-	row, ok := s.chatParam(c)
+	id, ok := chatID(c)
 	if !ok {
 		return
 	}
-	if err := s.Store.MarkRead(c.Request.Context(), row.ID); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	respond(c, http.StatusNoContent, 0, s.svc.Chats.MarkRead(c.Request.Context(), principal(c), id))
 }
 
 // AttachmentDTO is a file of a message; its content is at URL.
@@ -263,12 +239,13 @@ type AttachmentDTO struct {
 	URL        string    `json:"url"`
 }
 
-func attachmentDTO(a *models.Attachment) AttachmentDTO {
+func attachmentDTO(a *service.Attachment) AttachmentDTO {
 	return AttachmentDTO{ID: a.ID, Kind: a.Kind, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Status: a.Status,
 		FailReason: a.FailReason, URL: "/api/v1/attachments/" + a.ID.String()}
 }
 
-// MessageDTO is a message of a chat.
+// MessageDTO is a message of a chat: inbound (the customer's), outbound (an
+// agent's reply) or system (a note only agents see).
 type MessageDTO struct {
 	ID          uuid.UUID       `json:"id"`
 	ChatID      uuid.UUID       `json:"chat_id"`
@@ -286,31 +263,11 @@ type MessageDTO struct {
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
-func messageDTO(m *models.Message) MessageDTO {
-	return MessageDTO{ID: m.ID, ChatID: m.ChatID, Direction: m.Direction, Kind: m.Kind, Attachments: []AttachmentDTO{}, EditedAt: m.EditedAt,
-		Text: m.Text, SenderName: m.SenderName, AgentID: m.AgentID,
-		Status: m.Status, FailReason: m.FailReason, ExternalID: m.ExternalID, SentAt: m.ProviderTime, CreatedAt: m.CreatedAt}
-}
-
-// withAttachments fills the messages' attachment lists.
-func (s *server) withAttachments(c *gin.Context, msgs []MessageDTO) error {
-	ids := make([]uuid.UUID, len(msgs))
-	at := map[uuid.UUID]int{}
-	for i, m := range msgs {
-		ids[i] = m.ID
-		at[m.ID] = i
-	}
-	atts, err := s.Store.MessageAttachments(c.Request.Context(), ids)
-	if err != nil {
-		return err
-	}
-	for i := range atts {
-		if atts[i].MessageID != nil {
-			j := at[*atts[i].MessageID]
-			msgs[j].Attachments = append(msgs[j].Attachments, attachmentDTO(&atts[i]))
-		}
-	}
-	return nil
+func messageDTO(v *service.MessageView) MessageDTO {
+	m := &v.Message
+	return MessageDTO{ID: m.ID, ChatID: m.ChatID, Direction: m.Direction, Kind: m.Kind, Attachments: mapSlice(v.Attachments, attachmentDTO),
+		EditedAt: m.EditedAt, Text: m.Text, SenderName: m.SenderName, AgentID: m.AgentID, Status: m.Status, FailReason: m.FailReason,
+		ExternalID: m.ExternalID, SentAt: m.ProviderTime, CreatedAt: m.CreatedAt}
 }
 
 // MessagePage is one page of a conversation, oldest first.
@@ -330,26 +287,19 @@ func (s *server) listMessages(c *gin.Context) {
 	if !bindQuery(c, &q) {
 		return
 	}
-	row, ok := s.chatParam(c)
+	id, ok := chatID(c)
 	if !ok {
 		return
 	}
 	if q.Limit == 0 {
 		q.Limit = 50
 	}
-	ms, err := s.Store.ChatMessages(c.Request.Context(), row.ID, q.Cursor, q.Limit)
+	ms, err := s.svc.Chats.Messages(c.Request.Context(), principal(c), id, q.Cursor, q.Limit)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	page := MessagePage{Items: make([]MessageDTO, 0, len(ms))}
-	for i := range ms {
-		page.Items = append(page.Items, messageDTO(&ms[i]))
-	}
-	if err := s.withAttachments(c, page.Items); err != nil {
-		fail(c, err)
-		return
-	}
+	page := MessagePage{Items: mapSlice(ms, messageDTO)}
 	if len(ms) == q.Limit {
 		page.NextCursor = strconv.FormatInt(ms[len(ms)-1].Seq, 10)
 	}
@@ -362,60 +312,35 @@ type SendDTO struct {
 }
 
 func (s *server) sendMessage(c *gin.Context) {
-	var req SendDTO
-	var upload *upload
+	var in service.SendInput
 	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
-		var ok bool
-		if upload, ok = s.readUpload(c); !ok {
+		up, ok := s.readUpload(c)
+		if !ok {
 			return
 		}
-		req.Text = upload.caption
-	} else if !bindJSON(c, &req) {
-		return
+		in.Text, in.File = up.caption, &service.Upload{Name: up.name, MediaType: up.mediaType, Content: up.content}
+	} else {
+		var req SendDTO
+		if !bindJSON(c, &req) {
+			return
+		}
+		in.Text = req.Text
 	}
-	key := c.GetHeader("Idempotency-Key")
-	if len(key) > 200 {
+	in.IdempotencyKey = c.GetHeader("Idempotency-Key")
+	if len(in.IdempotencyKey) > 200 {
 		problem(c, http.StatusBadRequest, "Idempotency-Key is longer than 200 characters", FieldError{Field: "Idempotency-Key", Message: "must be at most 200 characters"})
 		return
 	}
-	row, ok := s.chatParam(c)
+	id, ok := chatID(c)
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	send := workflows.SendRequest{AgentID: currentUser(c).ID.String(), Text: req.Text, IdempotencyKey: key}
-	if upload != nil {
-		switch {
-		case row.Status == models.ChatInProgress && (row.AgentID == nil || *row.AgentID != currentUser(c).ID):
-			problem(c, http.StatusForbidden, "only the chat's agent can do this")
-			return
-		case row.Status != models.ChatInProgress:
-			problem(c, http.StatusConflict, "chat is "+row.Status+"; accept it first")
-			return
-		}
-		att, err := s.Store.CreateUpload(ctx, row.ChannelID, upload.name, upload.mediaType, upload.content)
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		send.AttachmentID = att.ID.String()
-	}
-	res, err := s.Chats.Send(ctx, row.WorkflowID, send)
+	msg, err := s.svc.Chats.Send(c.Request.Context(), principal(c), id, in)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	msg, err := s.Store.GetMessage(ctx, uuid.MustParse(res.MessageID))
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	dto := []MessageDTO{messageDTO(msg)}
-	if err := s.withAttachments(c, dto); err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, dto[0])
+	c.JSON(http.StatusCreated, messageDTO(msg))
 }
 
 // getAttachment serves a stored file to an agent who may see its chat.
@@ -425,20 +350,7 @@ func (s *server) getAttachment(c *gin.Context) {
 		problem(c, http.StatusNotFound, "attachment not found")
 		return
 	}
-	a, err := s.Store.AgentAttachment(c.Request.Context(), currentUser(c).ID, id)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if a.Status != models.AttachmentStored {
-		reason := "the file is not available yet"
-		if a.FailReason != nil {
-			reason = "the file could not be fetched: " + *a.FailReason
-		}
-		problem(c, http.StatusConflict, reason)
-		return
-	}
-	mt, content, err := s.Files.AttachmentContent(c.Request.Context(), a.ID)
+	a, content, err := s.svc.Chats.Attachment(c.Request.Context(), principal(c), id)
 	if err != nil {
 		fail(c, err)
 		return
@@ -449,62 +361,14 @@ func (s *server) getAttachment(c *gin.Context) {
 	}
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	c.Data(http.StatusOK, mt, content)
-}
-
-func (s *server) closeChat(c *gin.Context) {
-	row, ok := s.chatParam(c)
-	if !ok {
-		return
-	}
-	if row.Status == models.ChatClosed {
-		problem(c, http.StatusConflict, "chat is closed")
-		return
-	}
-	if _, err := s.Chats.Close(c.Request.Context(), row.WorkflowID, workflows.CloseRequest{AgentID: currentUser(c).ID.String()}); err != nil {
-		fail(c, err)
-		return
-	}
-	s.respondChat(c, row.ID)
-}
-
-// TransferDTO moves a chat to another queue or agent.
-type TransferDTO struct {
-	QueueID *uuid.UUID `json:"queue_id" binding:"required_without=AgentID,excluded_with=AgentID"`
-	AgentID *uuid.UUID `json:"agent_id" binding:"required_without=QueueID"`
-}
-
-func (s *server) transferChat(c *gin.Context) {
-	var req TransferDTO
-	if !bindJSON(c, &req) {
-		return
-	}
-	row, ok := s.chatParam(c)
-	if !ok {
-		return
-	}
-	tr := workflows.TransferRequest{AgentID: currentUser(c).ID.String()}
-	if req.QueueID != nil {
-		if _, err := s.Store.GetQueue(c.Request.Context(), *req.QueueID); err != nil {
-			fail(c, err)
-			return
-		}
-		tr.ToQueueID = req.QueueID.String()
-	} else {
-		tr.ToAgentID = req.AgentID.String()
-	}
-	if _, err := s.Chats.Transfer(c.Request.Context(), row.WorkflowID, tr); err != nil {
-		fail(c, err)
-		return
-	}
-	s.respondChat(c, row.ID)
+	c.Data(http.StatusOK, a.MediaType, content)
 }
 
 func (s *server) notificationSound(c *gin.Context) {
-	f, err := s.Store.GetSettingFile(c.Request.Context(), models.SettingNotificationSound)
-	if err == nil {
-		c.Data(http.StatusOK, f.MediaType, f.Content)
+	mt, content, err := s.svc.Settings.NotificationSound(c.Request.Context())
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "audio/wav", defaultSound)
+	c.Data(http.StatusOK, mt, content)
 }

@@ -7,22 +7,22 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/domain"
+	"github.com/omnichat/omnichat/service"
 )
 
-const userKey = "user"
+const principalKey = "omnichat.principal"
 
 // authenticate resolves the bearer token: 401 without a valid one.
 func (s *server) authenticate(c *gin.Context) {
-	h := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok || token == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="omnichat"`)
 		problem(c, http.StatusUnauthorized, "missing bearer token")
 		return
 	}
-	u, err := s.Store.UserByToken(c.Request.Context(), token)
-	if errors.Is(err, models.ErrNotFound) {
+	p, err := s.svc.Users.Authenticate(c.Request.Context(), token)
+	if errors.Is(err, domain.ErrNotFound) {
 		c.Header("WWW-Authenticate", `Bearer realm="omnichat", error="invalid_token"`)
 		problem(c, http.StatusUnauthorized, "token is unknown or revoked")
 		return
@@ -31,27 +31,22 @@ func (s *server) authenticate(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if !s.tokenLimits.allow(u.ID.String()) {
+	if !s.tokenLimits.allow(p.ID.String()) {
 		c.Header("Retry-After", "1")
 		problem(c, http.StatusTooManyRequests, "rate limit exceeded")
 		return
 	}
-	c.Set(userKey, u)
+	c.Set(principalKey, p)
 	c.Next()
 }
 
-func currentUser(c *gin.Context) *models.User {
-	return c.MustGet(userKey).(*models.User)
+func principal(c *gin.Context) *service.Principal {
+	return c.MustGet(principalKey).(*service.Principal)
 }
 
 // requireAdmin lets only holders of CanManageChats through: 403 otherwise.
-func (s *server) requireAdmin(c *gin.Context) {
-	ok, err := s.Store.CanManageChats(c.Request.Context(), currentUser(c).ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if !ok {
+func requireAdmin(c *gin.Context) {
+	if !principal(c).Admin {
 		problem(c, http.StatusForbidden, "this needs the CanManageChats permission")
 		return
 	}

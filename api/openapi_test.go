@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/omnichat/omnichat/service"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,7 +26,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	}
-	engine := New(Deps{MaxBodyBytes: 1 << 20, RateLimitPerToken: 1, WebhookRateLimit: 1}).(*gin.Engine)
+	engine := New(Deps{Services: &service.Services{}, MaxBodyBytes: 1 << 20, RateLimitPerToken: 1, WebhookRateLimit: 1}).(*gin.Engine)
 	param := regexp.MustCompile(`:(\w+)`)
 	served := map[string]bool{}
 	for _, r := range engine.Routes() {

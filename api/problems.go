@@ -14,7 +14,8 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/domain"
+	"github.com/omnichat/omnichat/service"
 )
 
 // FieldError names one field that failed validation.
@@ -30,6 +31,8 @@ type Problem struct {
 	Status int          `json:"status"`
 	Detail string       `json:"detail,omitempty"`
 	Errors []FieldError `json:"errors"`
+	// RequestID names the request in omnichat's logs.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func problem(c *gin.Context, status int, detail string, fields ...FieldError) {
@@ -39,11 +42,12 @@ func problem(c *gin.Context, status int, detail string, fields ...FieldError) {
 	title := http.StatusText(status)
 	c.Header("Content-Type", "application/problem+json")
 	c.AbortWithStatusJSON(status, Problem{
-		Type:   "urn:omnichat:problem:" + strings.ReplaceAll(strings.ToLower(title), " ", "-"),
-		Title:  title,
-		Status: status,
-		Detail: detail,
-		Errors: fields,
+		Type:      "urn:omnichat:problem:" + strings.ReplaceAll(strings.ToLower(title), " ", "-"),
+		Title:     title,
+		Status:    status,
+		Detail:    detail,
+		Errors:    fields,
+		RequestID: c.GetString(requestIDKey),
 	})
 }
 
@@ -54,13 +58,19 @@ func fail(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &maxBytes):
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit))
-	case errors.Is(err, models.ErrNotFound):
+	case errors.Is(err, domain.ErrUnavailable):
+		loggerFrom(c).WarnContext(c.Request.Context(), "dependency unavailable", "path", c.FullPath(), "error", err)
+		c.Header("Retry-After", retryAfterSeconds)
+		problem(c, http.StatusServiceUnavailable, "omnichat cannot do this right now (a database or workflow engine is unavailable); retry later")
+	case errors.Is(err, service.ErrNoChallenge):
+		problem(c, http.StatusMethodNotAllowed, err.Error())
+	case errors.Is(err, domain.ErrNotFound):
 		problem(c, http.StatusNotFound, err.Error())
-	case errors.Is(err, models.ErrConflict):
+	case errors.Is(err, domain.ErrConflict):
 		problem(c, http.StatusConflict, err.Error())
-	case errors.Is(err, models.ErrForbidden):
+	case errors.Is(err, domain.ErrForbidden):
 		problem(c, http.StatusForbidden, err.Error())
-	case errors.Is(err, models.ErrInvalid), errors.Is(err, channels.ErrInvalidConfig):
+	case errors.Is(err, domain.ErrInvalid), errors.Is(err, channels.ErrInvalidConfig):
 		problem(c, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, channels.ErrBadSignature):
 		problem(c, http.StatusUnauthorized, "webhook signature is missing or wrong")
@@ -69,12 +79,13 @@ func fail(c *gin.Context, err error) {
 	case errors.As(err, &perr):
 		problem(c, http.StatusUnprocessableEntity, perr.Reason)
 	default:
-		if logger := loggerFrom(c); logger != nil {
-			logger.ErrorContext(c.Request.Context(), "request failed", "path", c.FullPath(), "error", err)
-		}
+		loggerFrom(c).ErrorContext(c.Request.Context(), "request failed", "path", c.FullPath(), "error", err)
 		problem(c, http.StatusInternalServerError, "internal error")
 	}
 }
+
+// retryAfterSeconds is what a 503 asks callers (and providers) to wait.
+const retryAfterSeconds = "5"
 
 func init() {
 	// Mass assignment guard: a body with a field the DTO does not have is refused.

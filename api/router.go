@@ -1,54 +1,44 @@
 // Package api is omnichat's HTTP surface: messenger webhooks, the agent API
 // and the admin API, with their middleware and the OpenAPI document.
+// Handlers bind and validate, call one service method, and map its error in
+// one place (fail); they never reach the store or Temporal themselves.
 package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
-	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/workflows"
+	"github.com/omnichat/omnichat/service"
 )
-
-// ChatCommands is what the API asks of chat workflows.
-type ChatCommands interface {
-	DeliverInbound(ctx context.Context, channelID, conversationID string, m workflows.InboundMessage) error
-	Accept(ctx context.Context, workflowID string, req workflows.AcceptRequest) (workflows.ChatResult, error)
-	Send(ctx context.Context, workflowID string, req workflows.SendRequest) (workflows.SendResult, error)
-	Close(ctx context.Context, workflowID string, req workflows.CloseRequest) (workflows.ChatResult, error)
-	Transfer(ctx context.Context, workflowID string, req workflows.TransferRequest) (workflows.ChatResult, error)
-	Kick(ctx context.Context) error
-}
 
 // Deps are the API's dependencies.
 type Deps struct {
-	Store *models.Store
-	// Files serves attachments' content; nil means Store.
-	Files interface {
-		AttachmentContent(ctx context.Context, id uuid.UUID) (string, []byte, error)
-	}
-	Chats          ChatCommands
-	Providers      *channels.Registry
-	TemporalHealth func(ctx context.Context) error
-	Logger         *slog.Logger
-	MaxBodyBytes   int64
+	Services *service.Services
+	Logger   *slog.Logger
+	// MaxBodyBytes bounds every request body.
+	MaxBodyBytes int64
 	// MaxUploadBytes bounds an agent's attachment upload (multipart send).
 	MaxUploadBytes    int64
 	RateLimitPerToken float64
 	WebhookRateLimit  float64
+	// WebhookTimeout bounds a webhook's work, so a provider hears back (503
+	// at worst) before it gives up on the request (Messenger: 20 s).
+	WebhookTimeout time.Duration
 }
 
 type server struct {
 	Deps
+	svc           *service.Services
 	tokenLimits   limiters
 	webhookLimits limiters
 }
@@ -59,16 +49,16 @@ func New(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	if d.Files == nil && d.Store != nil {
-		d.Files = d.Store
+	if d.WebhookTimeout == 0 {
+		d.WebhookTimeout = 15 * time.Second
 	}
-	s := &server{Deps: d,
+	s := &server{Deps: d, svc: d.Services,
 		tokenLimits:   limiters{rps: d.RateLimitPerToken},
 		webhookLimits: limiters{rps: d.WebhookRateLimit},
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.logRequests, gin.CustomRecovery(func(c *gin.Context, _ any) {
+	r.Use(s.requestID, s.logRequests, gin.CustomRecovery(func(c *gin.Context, _ any) {
 		problem(c, http.StatusInternalServerError, "internal error")
 	}), s.limitBody)
 	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "no such endpoint") })
@@ -83,17 +73,44 @@ func New(d Deps) http.Handler {
 
 	v1 := r.Group("/api/v1", s.authenticate)
 	s.agentRoutes(v1)
-	s.adminRoutes(v1.Group("/admin", s.requireAdmin))
+	admin := v1.Group("/admin", requireAdmin)
+	s.userRoutes(admin)
+	s.roleRoutes(admin)
+	s.queueRoutes(admin)
+	s.channelRoutes(admin)
+	s.settingRoutes(admin)
 	return r
 }
 
-const loggerCtxKey = "omnichat.logger"
+const (
+	requestIDKey  = "omnichat.request_id"
+	loggerCtxKey  = "omnichat.logger"
+	requestHeader = "X-Request-ID"
+)
+
+// validRequestID is what an incoming X-Request-ID may look like to be kept.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// requestID names every request: the caller's X-Request-ID when it is sane,
+// a new one otherwise. It is answered in X-Request-ID, logged on every line
+// about the request and put in every problem document.
+func (s *server) requestID(c *gin.Context) {
+	id := c.GetHeader(requestHeader)
+	if !validRequestID.MatchString(id) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(requestIDKey, id)
+	c.Set(loggerCtxKey, s.Logger.With("request_id", id))
+	c.Header(requestHeader, id)
+	c.Next()
+}
 
 func (s *server) logRequests(c *gin.Context) {
 	start := time.Now()
-	c.Set(loggerCtxKey, s.Logger)
 	c.Next()
-	s.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
+	loggerFrom(c).LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
 		slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
 		slog.Int("status", c.Writer.Status()), slog.Duration("took", time.Since(start)))
 }
@@ -102,7 +119,7 @@ func loggerFrom(c *gin.Context) *slog.Logger {
 	if l, ok := c.Get(loggerCtxKey); ok {
 		return l.(*slog.Logger)
 	}
-	return nil
+	return slog.Default()
 }
 
 // limitBody caps every request body; reading past the cap fails with *http.MaxBytesError.
@@ -122,13 +139,13 @@ func (s *server) limitBody(c *gin.Context) {
 func (s *server) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
-	checks := gin.H{"postgres": "ok", "temporal": "ok"}
+	checks := gin.H{}
 	status := http.StatusOK
-	if err := s.Store.Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	if err := s.TemporalHealth(ctx); err != nil {
-		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
+	for name, err := range s.svc.Health.Check(ctx) {
+		checks[name] = "ok"
+		if err != nil {
+			checks[name], status = err.Error(), http.StatusServiceUnavailable
+		}
 	}
 	c.JSON(status, checks)
 }

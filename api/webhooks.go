@@ -1,73 +1,54 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/omnichat/omnichat/activities"
 	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/workflows"
+	"github.com/omnichat/omnichat/domain"
 )
 
-// webhookChannel resolves the channel of a webhook path: rate-limited before
-// any database work, 404 for an unknown channel or a provider mismatch.
-func (s *server) webhookChannel(c *gin.Context) (*models.Channel, channels.Provider, bool) {
+// webhookChannelID reads the channel of a webhook path and applies the
+// channel's rate limit before any database or Temporal work.
+func (s *server) webhookChannelID(c *gin.Context) (uuid.UUID, bool) {
 	channelID, err := uuid.Parse(c.Param("channelId"))
 	if err != nil {
 		problem(c, http.StatusNotFound, "no such channel")
-		return nil, nil, false
+		return uuid.Nil, false
 	}
 	if !s.webhookLimits.allow(channelID.String()) {
 		c.Header("Retry-After", "1")
 		problem(c, http.StatusTooManyRequests, "webhook rate limit exceeded for this channel")
-		return nil, nil, false
+		return uuid.Nil, false
 	}
-	ch, err := s.Store.GetChannel(c.Request.Context(), channelID)
-	if errors.Is(err, models.ErrNotFound) || (err == nil && ch.Provider != c.Param("provider")) {
-		problem(c, http.StatusNotFound, "no such channel")
-		return nil, nil, false
-	}
-	if err != nil {
-		fail(c, err)
-		return nil, nil, false
-	}
-	provider, ok := s.Providers.Get(ch.Provider)
-	if !ok {
-		problem(c, http.StatusNotFound, "no such channel")
-		return nil, nil, false
-	}
-	return ch, provider, true
+	return channelID, true
 }
 
 // webhookChallenge answers a provider's GET verification (Messenger's hub.challenge).
 func (s *server) webhookChallenge(c *gin.Context) {
-	ch, provider, ok := s.webhookChannel(c)
+	channelID, ok := s.webhookChannelID(c)
 	if !ok {
 		return
 	}
-	v, ok := provider.(channels.ChallengeVerifier)
-	if !ok {
-		problem(c, http.StatusMethodNotAllowed, "this channel has no GET verification")
-		return
-	}
-	challenge, err := v.VerifyChallenge(activities.ChannelConfig(ch), c.Request.URL.Query())
+	challenge, err := s.svc.Inbound.Challenge(c.Request.Context(), c.Param("provider"), channelID, c.Request.URL.Query())
 	if err != nil {
-		problem(c, http.StatusForbidden, "verification token does not match")
+		fail(c, err)
 		return
 	}
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(challenge))
 }
 
-// webhook receives a provider's messages: rate-limit, read, verify, parse,
-// then hand every message to its chat workflow. 200 means each is durable.
-// Receipts and echoes only update stored messages.
+// webhook receives a provider's messages. 200 means each is durable. Whatever
+// keeps omnichat from making them durable is answered 503 with Retry-After,
+// never 500, and within WebhookTimeout, so the provider retries.
 func (s *server) webhook(c *gin.Context) {
-	ch, provider, ok := s.webhookChannel(c)
+	channelID, ok := s.webhookChannelID(c)
 	if !ok {
 		return
 	}
@@ -76,49 +57,26 @@ func (s *server) webhook(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	cfg := activities.ChannelConfig(ch)
-	if err := provider.VerifyWebhook(cfg, c.Request.Header, body); err != nil {
-		fail(c, err)
-		return
-	}
-	if !ch.Active {
-		problem(c, http.StatusConflict, "channel is inactive and takes no new messages")
-		return
-	}
-	msgs, err := provider.ParseWebhook(cfg, body)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.WebhookTimeout)
+	defer cancel()
+	n, err := s.svc.Inbound.Receive(ctx, c.Param("provider"), channelID, c.Request.Header, body)
 	if err != nil {
-		fail(c, err)
+		fail(c, retryable(err))
 		return
 	}
-	for _, m := range msgs {
-		var err error
-		switch m.Event {
-		case channels.EventDelivered:
-			_, err = s.Store.ApplyReceipt(ctx, ch.ID, m.ConversationID, models.MsgDelivered, m.Watermark)
-		case channels.EventRead:
-			_, err = s.Store.ApplyReceipt(ctx, ch.ID, m.ConversationID, models.MsgRead, m.Watermark)
-		case channels.EventEcho:
-			_, err = s.Store.LinkEcho(ctx, ch.ID, m.ExternalID)
-		default:
-			err = s.Chats.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, inboundMessage(m))
-		}
-		if err != nil {
-			loggerFrom(c).ErrorContext(ctx, "inbound update not made durable", "channel", ch.ID, "error", err)
-			c.Header("Retry-After", "5")
-			problem(c, http.StatusServiceUnavailable, "message could not be made durable; retry later")
-			return
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"accepted": len(msgs)})
+	c.JSON(http.StatusOK, gin.H{"accepted": n})
 }
 
-func inboundMessage(m channels.UnifiedMessage) workflows.InboundMessage {
-	in := workflows.InboundMessage{ExternalID: m.ExternalID, SenderID: m.Sender.ID, SenderName: m.Sender.Name, Text: m.Text,
-		Kind: m.Kind, SentAt: m.SentAt, Edited: m.Edited, Standby: m.Standby, Event: m.Event}
-	for _, a := range m.Attachments {
-		in.Attachments = append(in.Attachments, workflows.InboundAttachment{Kind: a.Kind, RemoteID: a.RemoteID, URL: a.URL,
-			Name: a.Name, MediaType: a.MediaType, Size: a.Size})
+// retryable marks as unavailable every webhook failure that is not the
+// request's own fault, so the provider keeps the message and retries.
+func retryable(err error) error {
+	if domain.KindOf(err) != "" || errors.Is(err, domain.ErrUnavailable) ||
+		errors.Is(err, channels.ErrBadSignature) || errors.Is(err, channels.ErrBadPayload) || errors.Is(err, channels.ErrInvalidConfig) {
+		return err
 	}
-	return in
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 }

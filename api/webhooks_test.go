@@ -4,46 +4,53 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/apichannel"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/service"
 	"github.com/omnichat/omnichat/testenv"
-	"github.com/omnichat/omnichat/workflows"
 )
 
 // unavailable is a Temporal that takes nothing.
 type unavailable struct{ calls int }
 
-func (u *unavailable) DeliverInbound(context.Context, string, string, workflows.InboundMessage) error {
+func (u *unavailable) DeliverInbound(context.Context, string, string, domain.InboundMessage) error {
 	u.calls++
-	return errors.New("connection refused")
+	return fmt.Errorf("signal-with-start: %w: connection refused", domain.ErrUnavailable)
 }
-func (u *unavailable) Accept(context.Context, string, workflows.AcceptRequest) (workflows.ChatResult, error) {
-	return workflows.ChatResult{}, errors.New("unavailable")
+func (u *unavailable) Accept(context.Context, string, string) error { return errors.New("unavailable") }
+func (u *unavailable) Send(context.Context, string, service.SendCommand) (string, error) {
+	return "", errors.New("unavailable")
 }
-func (u *unavailable) Send(context.Context, string, workflows.SendRequest) (workflows.SendResult, error) {
-	return workflows.SendResult{}, errors.New("unavailable")
+func (u *unavailable) Close(context.Context, string, string) error { return errors.New("unavailable") }
+func (u *unavailable) Transfer(context.Context, string, service.TransferCommand) error {
+	return errors.New("unavailable")
 }
-func (u *unavailable) Close(context.Context, string, workflows.CloseRequest) (workflows.ChatResult, error) {
-	return workflows.ChatResult{}, errors.New("unavailable")
+func (u *unavailable) NotifyOffer(context.Context, service.Offer, time.Duration) error {
+	return errors.New("unavailable")
 }
-func (u *unavailable) Transfer(context.Context, string, workflows.TransferRequest) (workflows.ChatResult, error) {
-	return workflows.ChatResult{}, errors.New("unavailable")
+
+// apiWith serves the API over a store with a chat runtime and a Temporal health check.
+func apiWith(store *models.Store, runtime service.ChatRuntime, temporalHealth func(context.Context) error, webhookRate float64) *httptest.Server {
+	svc := service.New(service.Deps{Store: store, Providers: channels.NewRegistry(apichannel.New(nil)), Runtime: runtime, TemporalHealth: temporalHealth})
+	return httptest.NewServer(api.New(api.Deps{Services: svc, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: webhookRate}))
 }
-func (u *unavailable) Kick(context.Context) error { return errors.New("unavailable") }
 
 // When Temporal cannot take a message the webhook answers 503, so the
 // provider retries; /readyz says Temporal is the problem.
 func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 	_, store := testenv.NewDatabase(t)
 	ctx := context.Background()
-	q := &models.Queue{Name: "Q", RoutingRule: models.RuleAllAgents}
+	q := &models.Queue{Name: "Q", RoutingRule: domain.RuleAllAgents}
 	if err := store.CreateQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +60,7 @@ func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	temporal := &unavailable{}
-	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: temporal, Providers: channels.NewRegistry(apichannel.New(nil)),
-		TemporalHealth: func(context.Context) error { return errors.New("connection refused") },
-		MaxBodyBytes:   1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 10}))
+	srv := apiWith(store, temporal, func(context.Context) error { return errors.New("connection refused") }, 10)
 	defer srv.Close()
 
 	body := []byte(`{"conversation_id":"c","message_id":"m","sender":{"id":"s","name":"S"},"text":"hello"}`)
@@ -94,8 +99,7 @@ func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 // unknown channel answers 404 until its budget is spent, then 429.
 func TestWebhookFloodIsLimitedBeforeLookup(t *testing.T) {
 	_, store := testenv.NewDatabase(t)
-	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: &unavailable{}, Providers: channels.NewRegistry(apichannel.New(nil)),
-		TemporalHealth: func(context.Context) error { return nil }, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 1}))
+	srv := apiWith(store, &unavailable{}, func(context.Context) error { return nil }, 1)
 	defer srv.Close()
 	path := srv.URL + "/webhooks/api/00000000-0000-0000-0000-000000000001"
 	var codes []int

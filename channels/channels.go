@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/omnichat/omnichat/domain"
 )
 
 // Config is one channel as a provider sees it. Secret and Settings are the
@@ -23,68 +25,9 @@ type Config struct {
 	WebhookURL string
 }
 
-// Sender is the customer who wrote.
-type Sender struct {
-	ID   string
-	Name string
-}
-
-// AttachmentRef points at a file the provider holds: by RemoteID (fetched
-// through the provider's API) or by URL (on the provider's hosts).
-type AttachmentRef struct {
-	Kind      string
-	RemoteID  string
-	URL       string
-	Name      string
-	MediaType string
-	Size      int64
-}
-
-// Message kinds.
-const (
-	KindText        = "text"
-	KindPhoto       = "photo"
-	KindDocument    = "document"
-	KindVoice       = "voice"
-	KindAudio       = "audio"
-	KindVideo       = "video"
-	KindSticker     = "sticker"
-	KindLocation    = "location"
-	KindUnsupported = "unsupported"
-)
-
-// Events other than a customer's message.
-const (
-	// EventHandoverToUs: omnichat now owns the conversation (a bot passed it).
-	EventHandoverToUs = "handover_to_us"
-	// EventHandoverToBot: a bot app took the conversation over.
-	EventHandoverToBot = "handover_to_bot"
-	// EventDelivered and EventRead carry a watermark: every outgoing message
-	// sent before it was delivered, or read.
-	EventDelivered = "delivered"
-	EventRead      = "read"
-	// EventEcho is our own outgoing message coming back from the provider.
-	EventEcho = "echo"
-)
-
-// UnifiedMessage is an inbound message or event in omnichat's own shape,
-// whatever the provider.
-type UnifiedMessage struct {
-	ConversationID string
-	ExternalID     string
-	Sender         Sender
-	Text           string
-	Kind           string
-	SentAt         time.Time
-	Attachments    []AttachmentRef
-	// Edited: the customer changed a message sent before (same ExternalID).
-	Edited bool
-	// Standby: it arrived while a bot app owns the conversation.
-	Standby bool
-	// Event is empty for a customer's message.
-	Event     string
-	Watermark time.Time
-}
+// Inbound messages, attachment references, message kinds and events are the
+// shared vocabulary of package domain: a provider's ParseWebhook returns
+// []domain.InboundMessage.
 
 // ChallengeVerifier is implemented by providers that verify a webhook with a
 // GET challenge (Messenger's hub.challenge).
@@ -134,7 +77,7 @@ type File struct {
 // Profile is what the provider tells about a contact.
 type Profile struct {
 	Name  string
-	Photo *AttachmentRef
+	Photo *domain.AttachmentRef
 }
 
 // Provider is one messenger integration.
@@ -149,15 +92,15 @@ type Provider interface {
 	Unregister(ctx context.Context, cfg Config) error
 	// VerifyWebhook authenticates a webhook request on its raw body, in constant time.
 	VerifyWebhook(cfg Config, header http.Header, body []byte) error
-	// ParseWebhook turns a verified body into unified messages; updates it does
-	// not handle yield no message and no error.
-	ParseWebhook(cfg Config, body []byte) ([]UnifiedMessage, error)
+	// ParseWebhook turns a verified body into inbound messages and events;
+	// updates it does not handle yield no message and no error.
+	ParseWebhook(cfg Config, body []byte) ([]domain.InboundMessage, error)
 	// Send delivers an agent's message.
 	Send(ctx context.Context, cfg Config, msg Outbound) (SendResult, error)
 	// Profile fetches a contact's profile.
 	Profile(ctx context.Context, cfg Config, userID string) (Profile, error)
 	// Attachment downloads a file within the limits of the download policy.
-	Attachment(ctx context.Context, cfg Config, ref AttachmentRef) (Downloaded, error)
+	Attachment(ctx context.Context, cfg Config, ref domain.AttachmentRef) (Downloaded, error)
 }
 
 // Errors providers return.
@@ -224,4 +167,11 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(ns)
 	return ns
+}
+
+// Acknowledger is implemented by providers that must answer an interaction
+// once omnichat has it (Telegram's answerCallbackQuery for a pressed
+// button). It is called after the message is durable, best effort.
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, cfg Config, m domain.InboundMessage) error
 }

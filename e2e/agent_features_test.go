@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -25,7 +26,7 @@ func acceptedChat(e *env, a agent, ch, conv string) string {
 func TestSendWithIdempotencyKeySendsOnce(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "idem")
 
@@ -67,7 +68,7 @@ func TestSendWithIdempotencyKeySendsOnce(t *testing.T) {
 func TestAPIChannelCarriesFiles(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "file")
 	body, ct := fileForm("your receipt", "receipt.pdf", "application/pdf", []byte("%PDF-1.4 receipt"))
@@ -86,7 +87,7 @@ func TestAPIChannelCarriesFiles(t *testing.T) {
 func TestPermanentSendFailureIsShownToTheAgent(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "fail")
 	e.out.refuseWith(403)
@@ -96,7 +97,7 @@ func TestPermanentSendFailureIsShownToTheAgent(t *testing.T) {
 		var page api.MessagePage
 		e.must(200, e.Do("GET", "/api/v1/chats/"+id+"/messages", alice.Token, nil), "conversation").Decode(t, &page)
 		last := page.Items[len(page.Items)-1]
-		return last.ID == m.ID && last.Status == models.MsgFailed && last.FailReason != nil && strings.Contains(*last.FailReason, "403")
+		return last.ID == m.ID && last.Status == domain.MsgFailed && last.FailReason != nil && strings.Contains(*last.FailReason, "403")
 	})
 	if len(e.out.got()) != 0 {
 		t.Fatal("a refused reply must not be recorded as delivered")
@@ -106,8 +107,8 @@ func TestPermanentSendFailureIsShownToTheAgent(t *testing.T) {
 func TestTransferToQueueAndToAgent(t *testing.T) {
 	e := newEnv(t)
 	alice, bob, carol := e.agent("alice"), e.agent("bob"), e.agent("carol")
-	q1 := e.queue("First line", models.RuleAllAgents, 0, alice, bob)
-	q2 := e.queue("Second line", models.RuleAvailableAgent, 0, carol)
+	q1 := e.queue("First line", domain.RuleAllAgents, 0, alice, bob)
+	q2 := e.queue("Second line", domain.RuleAvailableAgent, 0, carol)
 	ch := e.channel(q1)
 	for _, a := range []agent{alice, bob, carol} {
 		e.activate(a)
@@ -120,7 +121,7 @@ func TestTransferToQueueAndToAgent(t *testing.T) {
 	}
 	// To an agent of the queue.
 	e.must(200, e.Do("POST", "/api/v1/chats/"+id+"/transfer", alice.Token, map[string]any{"agent_id": bob.ID}), "transfer to bob")
-	if c := e.chat(bob, id); c.Status != models.ChatInProgress || c.AgentID == nil || c.AgentID.String() != bob.ID {
+	if c := e.chat(bob, id); c.Status != domain.ChatInProgress || c.AgentID == nil || c.AgentID.String() != bob.ID {
 		t.Fatalf("after transfer to bob: %+v", c)
 	}
 	// To an agent outside the queue: refused.
@@ -146,7 +147,7 @@ func TestTransferToQueueAndToAgent(t *testing.T) {
 func TestUnreadCountsAndMarkRead(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "u")
 	e.must(200, e.inbound(ch, "u", "u-2", "are you there?"), "second message")
@@ -172,7 +173,7 @@ func TestUnreadCountsAndMarkRead(t *testing.T) {
 func TestAgentAtLimitSeesNoNewChats(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", models.RuleAllAgents, 0, alice))
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
 	e.setting(models.SettingSimultaneousChats, "1")
 	e.activate(alice)
 	acceptedChat(e, alice, ch, "one")
@@ -190,7 +191,7 @@ func TestAgentAtLimitSeesNoNewChats(t *testing.T) {
 func TestAdminChannelsTokensRolesAndSettings(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Q", models.RuleAllAgents, 0, alice)
+	q := e.queue("Q", domain.RuleAllAgents, 0, alice)
 	ch := e.channel(q)
 	e.activate(alice)
 

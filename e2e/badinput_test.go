@@ -8,7 +8,7 @@ import (
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels/apichannel"
-	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
 )
 
@@ -25,8 +25,8 @@ func problemOf(t *testing.T, r testenv.Response) api.Problem {
 func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	alice, bob := e.agent("alice"), e.agent("bob")
-	qa := e.queue("A", models.RuleAllAgents, 0, alice)
-	e.queue("B", models.RuleAllAgents, 0, bob)
+	qa := e.queue("A", domain.RuleAllAgents, 0, alice)
+	e.queue("B", domain.RuleAllAgents, 0, bob)
 	e.activate(alice)
 	ch := e.channel(qa)
 	nothingWritten := func(what string) {

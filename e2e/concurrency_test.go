@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -20,7 +21,7 @@ func TestConcurrentAcceptsOneWinner(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		agents = append(agents, e.agent(fmt.Sprintf("agent%02d", i)))
 	}
-	q := e.queue("Everyone", models.RuleAllAgents, 0, agents...)
+	q := e.queue("Everyone", domain.RuleAllAgents, 0, agents...)
 	ch := e.channel(q)
 	for _, a := range agents {
 		e.activate(a)
@@ -62,7 +63,7 @@ func TestConcurrentAcceptsOneWinner(t *testing.T) {
 func TestFiftyChatsThreeAgentsNeverOverAssigned(t *testing.T) {
 	e := newEnv(t)
 	agents := []agent{e.agent("ann"), e.agent("bob"), e.agent("cid")}
-	q := e.queue("Sales", models.RuleAvailableAgent, 0, agents...)
+	q := e.queue("Sales", domain.RuleAvailableAgent, 0, agents...)
 	ch := e.channel(q)
 	e.setting(models.SettingSimultaneousChats, "2")
 	for _, a := range agents {
@@ -129,7 +130,7 @@ func TestFiftyChatsThreeAgentsNeverOverAssigned(t *testing.T) {
 // One message delivered ten times at once is stored once, in one chat.
 func TestDuplicateDeliveriesStoredOnce(t *testing.T) {
 	e := newEnv(t)
-	q := e.queue("Dup", models.RuleAllAgents, 0)
+	q := e.queue("Dup", domain.RuleAllAgents, 0)
 	ch := e.channel(q)
 	var wg sync.WaitGroup
 	for i := 0; i < 10; i++ {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/omnichat/omnichat/api"
-	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
 )
 
@@ -16,7 +16,7 @@ func TestChatLifecycleThroughHTTP(t *testing.T) {
 	e := newEnv(t)
 	e.must(200, e.Do("GET", "/readyz", "", nil), "readyz with Postgres and Temporal up")
 	alice := e.agent("alice")
-	q := e.queue("Support", models.RuleAvailableAgent, 0.05, alice) // completion after 3 s
+	q := e.queue("Support", domain.RuleAvailableAgent, 0.05, alice) // completion after 3 s
 	ch := e.channel(q)
 	e.activate(alice)
 
@@ -28,13 +28,13 @@ func TestChatLifecycleThroughHTTP(t *testing.T) {
 
 	var accepted api.ChatDTO
 	e.must(200, e.Do("POST", "/api/v1/chats/"+offered.ID.String()+"/accept", alice.Token, nil), "accept").Decode(t, &accepted)
-	if accepted.Status != models.ChatInProgress || accepted.AgentID == nil || accepted.AgentID.String() != alice.ID {
+	if accepted.Status != domain.ChatInProgress || accepted.AgentID == nil || accepted.AgentID.String() != alice.ID {
 		t.Fatalf("after accept: %+v", accepted)
 	}
 
 	var msgs api.MessagePage
 	e.must(200, e.Do("GET", "/api/v1/chats/"+offered.ID.String()+"/messages", alice.Token, nil), "conversation").Decode(t, &msgs)
-	if len(msgs.Items) != 1 || msgs.Items[0].Text != "Hello, my order is late" || msgs.Items[0].Direction != models.Inbound {
+	if len(msgs.Items) != 1 || msgs.Items[0].Text != "Hello, my order is late" || msgs.Items[0].Direction != domain.Inbound {
 		t.Fatalf("conversation: %+v", msgs.Items)
 	}
 
@@ -50,12 +50,12 @@ func TestChatLifecycleThroughHTTP(t *testing.T) {
 	})
 	testenv.Eventually(t, 5*time.Second, "the reply is marked sent with the provider's ID", func() bool {
 		m, err := e.Store.GetMessage(t.Context(), sent.ID)
-		return err == nil && m.Status == models.MsgSent && m.ExternalID != nil && *m.ExternalID == "ext-"+sent.ID.String()
+		return err == nil && m.Status == domain.MsgSent && m.ExternalID != nil && *m.ExternalID == "ext-"+sent.ID.String()
 	})
 
 	testenv.Eventually(t, 15*time.Second, "the completion timer closes the chat", func() bool {
 		c := e.chat(alice, offered.ID.String())
-		return c.Status == models.ChatClosed && c.CloseReason != nil && *c.CloseReason == "timeout"
+		return c.Status == domain.ChatClosed && c.CloseReason != nil && *c.CloseReason == "timeout"
 	})
 
 	testenv.Eventually(t, 10*time.Second, "the chat's workflow completes", func() bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels/facebook"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -68,7 +69,7 @@ func fbMessage(psid, mid, text string, attachments ...map[string]any) map[string
 func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 	e := newMessengerEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Shop", models.RuleAllAgents, 0, alice)
+	q := e.queue("Shop", domain.RuleAllAgents, 0, alice)
 	e.activate(alice)
 
 	if p := problemOf(t, e.createChannel(q, "EAAGwrongTokenWrongTokenWrongToken")); p.Status != 422 || !strings.Contains(p.Detail, "access token") {
@@ -131,13 +132,13 @@ func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 	var msgs api.MessagePage
 	testenv.Eventually(t, 10*time.Second, "attachments settled", func() bool {
 		e.must(200, e.Do("GET", "/api/v1/chats/"+other.ID.String()+"/messages", alice.Token, nil), "conversation").Decode(t, &msgs)
-		return len(msgs.Items) == 2 && msgs.Items[0].Attachments[0].Status != models.AttachmentPending && msgs.Items[1].Attachments[0].Status != models.AttachmentPending
+		return len(msgs.Items) == 2 && msgs.Items[0].Attachments[0].Status != domain.AttachmentPending && msgs.Items[1].Attachments[0].Status != domain.AttachmentPending
 	})
 	if r := e.Do("GET", msgs.Items[0].Attachments[0].URL, alice.Token, nil); r.Status != 200 || string(r.Body) != "JPEG from cdn" {
 		t.Fatalf("image: %d %s", r.Status, r.Body)
 	}
 	bad := msgs.Items[1].Attachments[0]
-	if bad.Status != models.AttachmentFailed || bad.FailReason == nil || !strings.Contains(*bad.FailReason, "not one of the provider's") {
+	if bad.Status != domain.AttachmentFailed || bad.FailReason == nil || !strings.Contains(*bad.FailReason, "not one of the provider's") {
 		t.Fatalf("attachment from a non-Meta host: %+v", bad)
 	}
 	if n := e.count(`SELECT count(*) FROM messages WHERE external_id = 'm_a1'`); n != 1 {
@@ -152,7 +153,7 @@ func TestMessengerVerificationBatchesAttachmentsAndProfiles(t *testing.T) {
 func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	e := newMessengerEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Shop", models.RuleAllAgents, 0, alice)
+	q := e.queue("Shop", domain.RuleAllAgents, 0, alice)
 	ch := e.channel(q)
 	e.activate(alice)
 	e.must(200, e.post(ch, page(entry("messaging", fbMessage("9100", "m_c1", "hello")))), "inbound")
@@ -166,7 +167,7 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the reply is sent with its mid", func() bool {
 		got, err := e.Store.GetMessage(t.Context(), m.ID)
 		sent = got
-		return err == nil && got.Status == models.MsgSent && got.ExternalID != nil
+		return err == nil && got.Status == domain.MsgSent && got.ExternalID != nil
 	})
 	sends, _, _ := e.fb.snapshot()
 	if len(sends) != 1 || sends[0].Recipient != "9100" || sends[0].Text != "Your order ships today" || sends[0].MessagingType != "RESPONSE" {
@@ -180,12 +181,12 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	later := time.Now().Add(time.Second).UnixMilli()
 	e.must(200, e.post(ch, page(entry("messaging", map[string]any{"sender": map[string]string{"id": "9100"}, "recipient": map[string]string{"id": fbPageID},
 		"delivery": map[string]any{"watermark": later}}))), "delivery")
-	if got, _ := e.Store.GetMessage(t.Context(), m.ID); got.Status != models.MsgDelivered {
+	if got, _ := e.Store.GetMessage(t.Context(), m.ID); got.Status != domain.MsgDelivered {
 		t.Fatalf("after the delivery watermark: %s", got.Status)
 	}
 	e.must(200, e.post(ch, page(entry("messaging", map[string]any{"sender": map[string]string{"id": "9100"}, "recipient": map[string]string{"id": fbPageID},
 		"read": map[string]any{"watermark": later}}))), "read")
-	if got, _ := e.Store.GetMessage(t.Context(), m.ID); got.Status != models.MsgRead {
+	if got, _ := e.Store.GetMessage(t.Context(), m.ID); got.Status != domain.MsgRead {
 		t.Fatalf("after the read watermark: %s", got.Status)
 	}
 	if n := e.count(`SELECT count(*) FROM messages WHERE direction = 'inbound'`); n != inbound {
@@ -199,7 +200,7 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, map[string]any{"text": "late"}), "late send").Decode(t, &m)
 	testenv.Eventually(t, 10*time.Second, "the late reply fails with the window reason", func() bool {
 		got, err := e.Store.GetMessage(t.Context(), m.ID)
-		return err == nil && got.Status == models.MsgFailed && got.FailReason != nil && strings.Contains(*got.FailReason, "24-hour")
+		return err == nil && got.Status == domain.MsgFailed && got.FailReason != nil && strings.Contains(*got.FailReason, "24-hour")
 	})
 	if sends, _, _ := e.fb.snapshot(); len(sends) != 1 {
 		t.Fatalf("a refused send was retried: %d sends", len(sends))
@@ -218,7 +219,7 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 func TestMessengerHandoverProtocol(t *testing.T) {
 	e := newMessengerEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Shop", models.RuleAvailableAgent, 0, alice)
+	q := e.queue("Shop", domain.RuleAvailableAgent, 0, alice)
 	ch := e.channel(q)
 	e.activate(alice)
 
@@ -263,6 +264,6 @@ func TestMessengerHandoverProtocol(t *testing.T) {
 	e.must(200, e.post(ch, page(entry("messaging", take))), "take_thread_control")
 	testenv.Eventually(t, 10*time.Second, "the chat closes with reason bot", func() bool {
 		got := e.chat(alice, c2.ID.String())
-		return got.Status == models.ChatClosed && got.CloseReason != nil && *got.CloseReason == "bot"
+		return got.Status == domain.ChatClosed && got.CloseReason != nil && *got.CloseReason == "bot"
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -29,7 +30,7 @@ func (e *env) timersFired(workflowID string) int {
 func TestWorkerRestartKeepsTimersAndMessages(t *testing.T) {
 	e := newEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Support", models.RuleAvailableAgent, 0.05, alice)
+	q := e.queue("Support", domain.RuleAvailableAgent, 0.05, alice)
 	ch := e.channel(q)
 	e.setting(models.SettingAcceptTimeout, "0.05")
 	e.activate(alice)
@@ -46,19 +47,19 @@ func TestWorkerRestartKeepsTimersAndMessages(t *testing.T) {
 	// Let both timers (3 s) fall due while nothing runs.
 	down := time.Now()
 	testenv.Eventually(t, 10*time.Second, "timers are due", func() bool { return time.Since(down) > 4*time.Second })
-	if got := e.chat(alice, chatA.ID.String()).Status; got != models.ChatInProgress {
+	if got := e.chat(alice, chatA.ID.String()).Status; got != domain.ChatInProgress {
 		t.Fatalf("with no worker nothing may happen, chat a is %s", got)
 	}
 	e.StartWorker()
 
 	testenv.Eventually(t, 15*time.Second, "chat a closes by timeout", func() bool {
 		c, err := e.Store.GetChat(context.Background(), chatA.ID)
-		return err == nil && c.Status == models.ChatClosed && c.CloseReason != nil && *c.CloseReason == "timeout"
+		return err == nil && c.Status == domain.ChatClosed && c.CloseReason != nil && *c.CloseReason == "timeout"
 	})
 	testenv.Eventually(t, 15*time.Second, "chat b's offer expires and alice becomes inactive", func() bool {
 		c, err := e.Store.GetChat(context.Background(), chatB.ID)
 		u, err2 := e.Store.GetUser(context.Background(), mustUUID(t, alice.ID))
-		return err == nil && err2 == nil && c.Status == models.ChatWaiting && c.AgentID == nil && u.Status == models.AgentInactive
+		return err == nil && err2 == nil && c.Status == domain.ChatWaiting && c.AgentID == nil && u.Status == domain.AgentInactive
 	})
 	testenv.Eventually(t, 15*time.Second, "the message sent while down is stored", func() bool {
 		return e.count(`SELECT count(*) FROM messages WHERE external_id = 'c-1'`) == 1

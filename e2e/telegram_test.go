@@ -11,6 +11,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/telegram"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -63,7 +64,7 @@ func tgMessage(chatID int64, messageID int64, content map[string]any) map[string
 
 func TestTelegramChannelRegistration(t *testing.T) {
 	e := newTelegramEnv(t)
-	q := e.queue("Support", models.RuleAllAgents, 0)
+	q := e.queue("Support", domain.RuleAllAgents, 0)
 
 	// No SiteUrl: a clear 4xx naming the setting, nothing saved, no webhook.
 	p := problemOf(t, e.createChannel(q, tgToken))
@@ -116,7 +117,7 @@ func TestTelegramChannelRegistration(t *testing.T) {
 func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 	e := newTelegramEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Support", models.RuleAllAgents, 0, alice)
+	q := e.queue("Support", domain.RuleAllAgents, 0, alice)
 	ch := e.channel(q)
 	e.activate(alice)
 	const chat = int64(777000111)
@@ -169,7 +170,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 		}
 		for _, m := range page.Items {
 			for _, a := range m.Attachments {
-				if a.Status == models.AttachmentPending {
+				if a.Status == domain.AttachmentPending {
 					return false
 				}
 			}
@@ -196,12 +197,12 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 		t.Fatalf("photo: %d %q %s", r.Status, r.Body, r.Header.Get("Content-Type"))
 	}
 	doc := page.Items[2].Attachments[0]
-	if doc.Name != "invoice.pdf" || doc.Status != models.AttachmentStored {
+	if doc.Name != "invoice.pdf" || doc.Status != domain.AttachmentStored {
 		t.Fatalf("document: %+v", doc)
 	}
 	// Over the 20 MB cap: refused without downloading.
 	video := page.Items[5].Attachments[0]
-	if video.Status != models.AttachmentFailed || video.FailReason == nil || !strings.Contains(*video.FailReason, "20 MB") {
+	if video.Status != domain.AttachmentFailed || video.FailReason == nil || !strings.Contains(*video.FailReason, "20 MB") {
 		t.Fatalf("oversized video: %+v", video)
 	}
 	for _, id := range e.tg.snapshot().fileGets {
@@ -232,7 +233,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 	}
 	// Another queue's agent cannot fetch the file.
 	bob := e.agent("bob")
-	e.queue("Other", models.RuleAllAgents, 0, bob)
+	e.queue("Other", domain.RuleAllAgents, 0, bob)
 	if p := problemOf(t, e.Do("GET", photo.URL, bob.Token, nil)); p.Status != 404 {
 		t.Fatalf("attachment of another queue's chat: %+v", p)
 	}
@@ -241,7 +242,7 @@ func TestTelegramInboundTypesEditsDuplicatesAndSecret(t *testing.T) {
 func TestTelegramSendingPacesRetriesAndFailsPermanently(t *testing.T) {
 	e := newTelegramEnv(t)
 	alice := e.agent("alice")
-	q := e.queue("Support", models.RuleAllAgents, 0, alice)
+	q := e.queue("Support", domain.RuleAllAgents, 0, alice)
 	ch := e.channel(q)
 	e.activate(alice)
 	const chat = int64(4242)
@@ -278,7 +279,7 @@ func TestTelegramSendingPacesRetriesAndFailsPermanently(t *testing.T) {
 	e.must(201, e.Do("POST", "/api/v1/chats/"+chatID+"/messages", alice.Token, map[string]any{"text": "are you there?"}), "send").Decode(t, &m)
 	testenv.Eventually(t, 10*time.Second, "the message fails with Telegram's reason", func() bool {
 		got, err := e.Store.GetMessage(t.Context(), m.ID)
-		return err == nil && got.Status == models.MsgFailed && got.FailReason != nil && strings.Contains(*got.FailReason, "blocked by the user")
+		return err == nil && got.Status == domain.MsgFailed && got.FailReason != nil && strings.Contains(*got.FailReason, "blocked by the user")
 	})
 	if n := len(e.tg.snapshot().calls) - calls; n != 1 {
 		t.Fatalf("a permanent refusal was tried %d times", n)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/omnichat/omnichat/domain"
+	"gorm.io/gorm"
 )
 
 // CreateQueue inserts a queue.
@@ -44,10 +46,10 @@ func (s *Store) UpdateQueue(ctx context.Context, id uuid.UUID, cols map[string]a
 func (s *Store) DeleteQueue(ctx context.Context, id uuid.UUID) error {
 	res := s.db.WithContext(ctx).Delete(&Queue{}, "id = ?", id)
 	if res.Error != nil {
-		return fmt.Errorf("queue still has channels or chats: %w", ErrConflict)
+		return fmt.Errorf("queue still has channels or chats: %w", domain.ErrConflict)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("queue: %w", ErrNotFound)
+		return fmt.Errorf("queue: %w", domain.ErrNotFound)
 	}
 	return nil
 }
@@ -161,13 +163,13 @@ func (s *Store) SaveChannel(ctx context.Context, c *Channel) error {
 
 // DeleteChannel removes a channel that never had a chat.
 func (s *Store) DeleteChannel(ctx context.Context, id uuid.UUID) error {
-	return s.db.WithContext(ctx).Transaction(func(tx WithTx) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Chat{}).Where("channel_id = ?", id).Count(&n).Error; err != nil {
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("channel has %d chats; deactivate it instead: %w", n, ErrConflict)
+			return fmt.Errorf("channel has %d chats; deactivate it instead: %w", n, domain.ErrConflict)
 		}
 		if err := tx.Delete(&Contact{}, "channel_id = ?", id).Error; err != nil {
 			return err
@@ -177,7 +179,7 @@ func (s *Store) DeleteChannel(ctx context.Context, id uuid.UUID) error {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return fmt.Errorf("channel: %w", ErrNotFound)
+			return fmt.Errorf("channel: %w", domain.ErrNotFound)
 		}
 		return nil
 	})

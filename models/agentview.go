@@ -6,22 +6,26 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/omnichat/omnichat/domain"
 )
 
 // ChatRow is a chat as an agent lists it.
 type ChatRow struct {
 	Chat
-	ContactName    string
-	ContactPhotoID *uuid.UUID
-	ChannelName    string
-	Provider       string
-	QueueName      string
-	RoutingRule    string
-	UnreadMessages int
+	ContactName      string
+	ContactPhotoID   *uuid.UUID
+	ContactBlockedAt *time.Time
+	ChannelName      string
+	Provider         string
+	QueueName        string
+	RoutingRule      string
+	UnreadMessages   int
 }
 
 // ChatFilter selects an agent's chats.
 type ChatFilter struct {
+	// Admin: the agent holds CanManageChats and also sees the bot-owned chats of every queue.
+	Admin  bool
 	Status string
 	// Before is a cursor: only chats with a smaller seq.
 	Before int64
@@ -35,7 +39,7 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	if u.Status != AgentActive {
+	if u.Status != domain.AgentActive {
 		return false, nil
 	}
 	rs, err := s.GetRoutingSettings(ctx)
@@ -51,7 +55,11 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 const visibleSQL = `(c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
 	AND c.queue_id IN (` + agentQueuesSQL + `)))`
 
-const chatRowSelect = `SELECT c.*, ct.name AS contact_name,
+// botChatsSQL: chats a bot app owns are listed, read-only, to the agents of
+// their queue and to admins.
+const botChatsSQL = `(c.status = 'bot' AND (@admin OR c.queue_id IN (` + agentQueuesSQL + `)))`
+
+const chatRowSelect = `SELECT c.*, ct.name AS contact_name, ct.blocked_at AS contact_blocked_at,
 	(SELECT a.id FROM attachments a WHERE a.id = ct.photo_attachment_id AND a.status = 'stored') AS contact_photo_id, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
 	(SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
 	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages
@@ -63,25 +71,26 @@ func (s *Store) ListAgentChats(ctx context.Context, agentID uuid.UUID, f ChatFil
 	if err != nil {
 		return nil, err
 	}
-	args := map[string]any{"agent": agentID, "take": take, "status": f.Status, "before": f.Before, "limit": f.Limit}
+	args := map[string]any{"agent": agentID, "take": take, "admin": f.Admin, "status": f.Status, "before": f.Before, "limit": f.Limit}
 	var rows []ChatRow
-	err = s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE `+visibleSQL+`
+	err = s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE (`+visibleSQL+` OR `+botChatsSQL+`)
 		AND (@status = '' OR c.status = @status) AND (@before = 0 OR c.seq < @before)
 		ORDER BY c.seq DESC LIMIT @limit`, args).Scan(&rows).Error
 	return rows, err
 }
 
 // AgentChat loads a chat for an agent: found only when the chat is theirs or
-// belongs to a queue they serve; otherwise ErrNotFound, so IDs do not leak.
-func (s *Store) AgentChat(ctx context.Context, agentID, chatID uuid.UUID) (*ChatRow, error) {
+// belongs to a queue they serve (or, for an admin, is bot-owned); otherwise
+// domain.ErrNotFound, so IDs do not leak.
+func (s *Store) AgentChat(ctx context.Context, agentID, chatID uuid.UUID, admin bool) (*ChatRow, error) {
 	var row ChatRow
-	err := s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE c.id = @chat AND (c.agent_id = @agent OR c.queue_id IN (`+agentQueuesSQL+`))`,
-		map[string]any{"agent": agentID, "chat": chatID}).Scan(&row).Error
+	err := s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE c.id = @chat AND (c.agent_id = @agent OR c.queue_id IN (`+agentQueuesSQL+`) OR `+botChatsSQL+`)`,
+		map[string]any{"agent": agentID, "chat": chatID, "admin": admin}).Scan(&row).Error
 	if err != nil {
 		return nil, err
 	}
 	if row.ID == uuid.Nil {
-		return nil, fmt.Errorf("chat: %w", ErrNotFound)
+		return nil, fmt.Errorf("chat: %w", domain.ErrNotFound)
 	}
 	return &row, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/omnichat/omnichat/domain"
 	"gorm.io/gorm"
 )
 
@@ -18,7 +19,7 @@ func (s *Store) GetAttachment(ctx context.Context, id uuid.UUID) (*Attachment, e
 // StoreAttachmentContent records a fetched file.
 func (s *Store) StoreAttachmentContent(ctx context.Context, id uuid.UUID, mediaType string, content []byte) error {
 	return s.db.WithContext(ctx).Model(&Attachment{}).Where("id = ?", id).
-		Updates(map[string]any{"status": AttachmentStored, "media_type": mediaType, "content": content, "size": len(content), "fail_reason": nil}).Error
+		Updates(map[string]any{"status": domain.AttachmentStored, "media_type": mediaType, "content": content, "size": len(content), "fail_reason": nil}).Error
 }
 
 // AttachmentContent returns a stored file's media type and bytes.
@@ -28,16 +29,16 @@ func (s *Store) AttachmentContent(ctx context.Context, id uuid.UUID) (string, []
 	if err != nil {
 		return "", nil, notFound(err, "attachment")
 	}
-	if a.Status != AttachmentStored {
-		return "", nil, fmt.Errorf("attachment is %s: %w", a.Status, ErrConflict)
+	if a.Status != domain.AttachmentStored {
+		return "", nil, fmt.Errorf("attachment is %s: %w", a.Status, domain.ErrConflict)
 	}
 	return a.MediaType, a.Content, nil
 }
 
 // FailAttachment records why a file could not be fetched.
 func (s *Store) FailAttachment(ctx context.Context, id uuid.UUID, reason string) error {
-	return s.db.WithContext(ctx).Model(&Attachment{}).Where("id = ? AND status = ?", id, AttachmentPending).
-		Updates(map[string]any{"status": AttachmentFailed, "fail_reason": reason}).Error
+	return s.db.WithContext(ctx).Model(&Attachment{}).Where("id = ? AND status = ?", id, domain.AttachmentPending).
+		Updates(map[string]any{"status": domain.AttachmentFailed, "fail_reason": reason}).Error
 }
 
 // CreateUpload stores a file an agent uploads to send.
@@ -47,20 +48,20 @@ func (s *Store) CreateUpload(ctx context.Context, channelID uuid.UUID, name, med
 		kind = "photo"
 	}
 	a := &Attachment{ID: uuid.New(), ChannelID: channelID, Kind: kind, Name: name, MediaType: mediaType, Size: int64(len(content)),
-		Content: content, Status: AttachmentStored, CreatedAt: time.Now().UTC()}
+		Content: content, Status: domain.AttachmentStored, CreatedAt: time.Now().UTC()}
 	return a, s.db.WithContext(ctx).Create(a).Error
 }
 
 // AttachToMessage links an uploaded file to the outbound message that sends it.
 func (s *Store) AttachToMessage(ctx context.Context, attachmentID, messageID uuid.UUID) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Attachment{}).Where("id = ? AND (message_id IS NULL OR message_id = ?)", attachmentID, messageID).
 			Update("message_id", messageID)
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return fmt.Errorf("attachment is not available to send: %w", ErrConflict)
+			return fmt.Errorf("attachment is not available to send: %w", domain.ErrConflict)
 		}
 		var kind string
 		if err := tx.Model(&Attachment{}).Where("id = ?", attachmentID).Pluck("kind", &kind).Error; err != nil {
@@ -96,45 +97,17 @@ func (s *Store) AgentAttachment(ctx context.Context, agentID, id uuid.UUID) (*At
 		return nil, err
 	}
 	if a.ID == uuid.Nil {
-		return nil, fmt.Errorf("attachment: %w", ErrNotFound)
+		return nil, fmt.Errorf("attachment: %w", domain.ErrNotFound)
 	}
 	return &a, nil
-}
-
-// SetContactPhoto records a contact's photo to fetch; it returns the
-// attachment, or nil when the contact already has one.
-func (s *Store) SetContactPhoto(ctx context.Context, contactID uuid.UUID, in AttachmentInput) (*Attachment, error) {
-	var out *Attachment
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var c Contact
-		if err := tx.First(&c, "id = ?", contactID).Error; err != nil {
-			return notFound(err, "contact")
-		}
-		if c.PhotoAttachmentID != nil {
-			return nil
-		}
-		a := &Attachment{ID: uuid.New(), ChannelID: c.ChannelID, Kind: in.Kind, RemoteID: in.RemoteID, RemoteURL: in.URL,
-			Name: "profile photo", MediaType: in.MediaType, Size: in.Size, Status: AttachmentPending, CreatedAt: time.Now().UTC()}
-		if err := tx.Create(a).Error; err != nil {
-			return err
-		}
-		out = a
-		return tx.Model(&Contact{}).Where("id = ?", contactID).Update("photo_attachment_id", a.ID).Error
-	})
-	return out, err
-}
-
-// SetContactName replaces a contact's name.
-func (s *Store) SetContactName(ctx context.Context, contactID uuid.UUID, name string) error {
-	return s.db.WithContext(ctx).Model(&Contact{}).Where("id = ?", contactID).Update("name", name).Error
 }
 
 // ApplyReceipt marks the outgoing messages of a conversation sent before the
 // watermark as delivered or read; it never moves a status backwards.
 func (s *Store) ApplyReceipt(ctx context.Context, channelID uuid.UUID, conversationID, status string, watermark time.Time) (int64, error) {
-	from := []string{MsgSending, MsgSent}
-	if status == MsgRead {
-		from = append(from, MsgDelivered)
+	from := []string{domain.MsgSending, domain.MsgSent}
+	if status == domain.MsgRead {
+		from = append(from, domain.MsgDelivered)
 	}
 	res := s.db.WithContext(ctx).Exec(`UPDATE messages m SET status = ? FROM chats c
 		WHERE m.chat_id = c.id AND c.channel_id = ? AND c.conversation_id = ? AND m.direction = 'outbound'
@@ -146,22 +119,22 @@ func (s *Store) ApplyReceipt(ctx context.Context, channelID uuid.UUID, conversat
 // It reports whether a message of ours has that external ID.
 func (s *Store) LinkEcho(ctx context.Context, channelID uuid.UUID, externalID string) (bool, error) {
 	res := s.db.WithContext(ctx).Model(&Message{}).
-		Where("channel_id = ? AND direction = ? AND external_id = ? AND status = ?", channelID, Outbound, externalID, MsgSending).
-		Update("status", MsgSent)
+		Where("channel_id = ? AND direction = ? AND external_id = ? AND status = ?", channelID, domain.Outbound, externalID, domain.MsgSending).
+		Update("status", domain.MsgSent)
 	if res.Error != nil {
 		return false, res.Error
 	}
 	var n int64
-	err := s.db.WithContext(ctx).Model(&Message{}).Where("channel_id = ? AND direction = ? AND external_id = ?", channelID, Outbound, externalID).Count(&n).Error
+	err := s.db.WithContext(ctx).Model(&Message{}).Where("channel_id = ? AND direction = ? AND external_id = ?", channelID, domain.Outbound, externalID).Count(&n).Error
 	return n > 0, err
 }
 
 // StartRouting moves a bot-owned chat into routing.
 func (s *Store) StartRouting(ctx context.Context, chatID uuid.UUID) (ChatInfo, error) {
 	var info ChatInfo
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&Chat{}).Where("id = ? AND status = ?", chatID, ChatBot).
-			Updates(map[string]any{"status": ChatWaiting, "waiting_since": time.Now().UTC()}).Error; err != nil {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&Chat{}).Where("id = ? AND status = ?", chatID, domain.ChatBot).
+			Updates(map[string]any{"status": domain.ChatWaiting, "waiting_since": time.Now().UTC()}).Error; err != nil {
 			return err
 		}
 		var err error
@@ -169,4 +142,9 @@ func (s *Store) StartRouting(ctx context.Context, chatID uuid.UUID) (ChatInfo, e
 		return err
 	})
 	return info, err
+}
+
+// DeleteUnsentUpload removes an agent's upload that no message sends.
+func (s *Store) DeleteUnsentUpload(ctx context.Context, id uuid.UUID) error {
+	return s.db.WithContext(ctx).Where("id = ? AND message_id IS NULL", id).Delete(&Attachment{}).Error
 }

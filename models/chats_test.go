@@ -8,8 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/omnichat/omnichat/dispatch"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/service"
 	"github.com/omnichat/omnichat/testenv"
 )
 
@@ -40,7 +41,7 @@ func (f *fixture) must(err error) {
 
 func (f *fixture) agent(name string, lastAccepted *time.Time, viaRole bool) uuid.UUID {
 	f.t.Helper()
-	u := &models.User{Name: name, Email: name + "@example.com", Status: models.AgentActive, LastAcceptedAt: lastAccepted}
+	u := &models.User{Name: name, Email: name + "@example.com", Status: domain.AgentActive, LastAcceptedAt: lastAccepted}
 	f.must(f.s.CreateUser(f.ctx, u))
 	if viaRole {
 		r := &models.Role{Name: "role-" + name}
@@ -58,7 +59,7 @@ func (f *fixture) chat(conv string) uuid.UUID {
 	f.t.Helper()
 	id := uuid.New()
 	res, err := f.s.Ingest(f.ctx, models.IngestInput{ChatID: id, OpenChat: true, WorkflowID: "wf-" + conv, ChannelID: f.ch.ID,
-		ConversationID: conv, SenderID: "cust-" + conv, SenderName: "Cust", ExternalMessageID: "m-" + conv, Text: "hi"})
+		Message: domain.InboundMessage{ConversationID: conv, SenderID: "cust-" + conv, SenderName: "Cust", ExternalID: "m-" + conv, Text: "hi"}})
 	f.must(err)
 	if !res.Stored || res.Duplicate {
 		f.t.Fatalf("first message not stored: %+v", res)
@@ -76,7 +77,7 @@ func (f *fixture) accept(chatID, agentID uuid.UUID) {
 
 func (f *fixture) assign() map[uuid.UUID]uuid.UUID {
 	f.t.Helper()
-	offers, _, err := f.s.AssignWaiting(f.ctx, 100, dispatch.Decide)
+	offers, _, _, err := f.s.AssignWaiting(f.ctx, 100, service.Decide)
 	f.must(err)
 	out := map[uuid.UUID]uuid.UUID{}
 	for _, o := range offers {
@@ -86,7 +87,7 @@ func (f *fixture) assign() map[uuid.UUID]uuid.UUID {
 }
 
 func TestDispatcherOrderCapacityAndExpiry(t *testing.T) {
-	f := newFixture(t, models.RuleAvailableAgent)
+	f := newFixture(t, domain.RuleAvailableAgent)
 	_, err := f.s.SetSetting(f.ctx, models.SettingSimultaneousChats, "1")
 	f.must(err)
 	old := time.Now().Add(-time.Hour)
@@ -109,7 +110,7 @@ func TestDispatcherOrderCapacityAndExpiry(t *testing.T) {
 	if !expired {
 		t.Fatal("offer should have expired")
 	}
-	if u, _ := f.s.GetUser(f.ctx, oldAgent); u.Status != models.AgentInactive {
+	if u, _ := f.s.GetUser(f.ctx, oldAgent); u.Status != domain.AgentInactive {
 		t.Fatalf("agent should be inactive, is %s", u.Status)
 	}
 	if again := f.assign(); len(again) != 0 {
@@ -122,30 +123,30 @@ func TestDispatcherOrderCapacityAndExpiry(t *testing.T) {
 		t.Fatalf("freed capacity must go to the oldest waiting chat c1: %v (c3 %s)", got, c3)
 	}
 	// Accepting a chat offered to someone else is refused.
-	if _, err := f.s.Accept(f.ctx, c1, oldAgent); !errors.Is(err, models.ErrConflict) {
+	if _, err := f.s.Accept(f.ctx, c1, oldAgent); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("accept of another agent's offer: %v", err)
 	}
 }
 
 func TestAllAgentsAcceptRespectsCapacityAndStatus(t *testing.T) {
-	f := newFixture(t, models.RuleAllAgents)
+	f := newFixture(t, domain.RuleAllAgents)
 	a := f.agent("a", nil, false)
 	c1, c2, c3 := f.chat("1"), f.chat("2"), f.chat("3")
 	f.accept(c1, a)
 	f.accept(c2, a)
-	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
+	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("third chat over SimultaneousChats 2: %v", err)
 	}
 	f.accept(c1, a) // accepting one's own chat again is a no-op
-	f.must(f.s.SetAgentStatus(f.ctx, a, models.AgentInactive))
+	f.must(f.s.SetAgentStatus(f.ctx, a, domain.AgentInactive))
 	f.must(f.s.CloseChat(f.ctx, c1, "agent"))
-	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, models.ErrConflict) {
+	if _, err := f.s.Accept(f.ctx, c3, a); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("inactive agent accepting: %v", err)
 	}
 	// Another agent trying the chat a holds learns who holds it.
 	b := f.agent("b", nil, false)
 	out, err := f.s.Accept(f.ctx, c2, b)
-	if err != nil || out.Accepted || out.Status != models.ChatInProgress || out.AgentID == nil || *out.AgentID != a {
+	if err != nil || out.Accepted || out.Status != domain.ChatInProgress || out.AgentID == nil || *out.AgentID != a {
 		t.Fatalf("accept of a held chat: %+v %v", out, err)
 	}
 	if got := f.assign(); len(got) != 0 {
@@ -154,9 +155,9 @@ func TestAllAgentsAcceptRespectsCapacityAndStatus(t *testing.T) {
 }
 
 func TestIngestIsIdempotent(t *testing.T) {
-	f := newFixture(t, models.RuleAllAgents)
+	f := newFixture(t, domain.RuleAllAgents)
 	chatID := f.chat("x")
-	in := models.IngestInput{ChatID: chatID, ChannelID: f.ch.ID, ConversationID: "x", SenderID: "cust-x", ExternalMessageID: "m-x", Text: "hi"}
+	in := models.IngestInput{ChatID: chatID, ChannelID: f.ch.ID, Message: domain.InboundMessage{ConversationID: "x", SenderID: "cust-x", ExternalID: "m-x", Text: "hi"}}
 	res, err := f.s.Ingest(f.ctx, in) // a retried activity: same chat
 	f.must(err)
 	if res.Stored || res.Duplicate || res.Chat.ChatID != chatID {
@@ -176,8 +177,8 @@ func TestIngestIsIdempotent(t *testing.T) {
 		t.Fatalf("rows: %d chats, %d messages, %d contacts; want 1 each", chats, msgs, contacts)
 	}
 	// A second conversation of the same sender reuses the contact.
-	in2 := models.IngestInput{ChatID: uuid.New(), OpenChat: true, WorkflowID: "wf-y", ChannelID: f.ch.ID, ConversationID: "y",
-		SenderID: "cust-x", SenderName: "Renamed", ExternalMessageID: "m-y", Text: "again"}
+	in2 := models.IngestInput{ChatID: uuid.New(), OpenChat: true, WorkflowID: "wf-y", ChannelID: f.ch.ID,
+		Message: domain.InboundMessage{ConversationID: "y", SenderID: "cust-x", SenderName: "Renamed", ExternalID: "m-y", Text: "again"}}
 	_, err = f.s.Ingest(f.ctx, in2)
 	f.must(err)
 	f.must(f.s.Raw(f.ctx, &contacts, `SELECT count(*) FROM contacts`))

@@ -5,40 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-)
-
-// Chat statuses.
-const (
-	ChatBot        = "bot" // a bot app owns the conversation: stored, not routed
-	ChatWaiting    = "waiting"
-	ChatOffered    = "offered"
-	ChatInProgress = "in_progress"
-	ChatClosed     = "closed"
-)
-
-// Agent statuses.
-const (
-	AgentActive   = "active"
-	AgentInactive = "inactive"
-)
-
-// Routing rules of a queue.
-const (
-	RuleAllAgents      = "all_agents"
-	RuleAvailableAgent = "available_agent"
-)
-
-// Message directions and statuses.
-const (
-	Inbound  = "inbound"
-	Outbound = "outbound"
-
-	MsgReceived  = "received"
-	MsgSending   = "sending"
-	MsgSent      = "sent"
-	MsgDelivered = "delivered"
-	MsgRead      = "read"
-	MsgFailed    = "failed"
+	"github.com/omnichat/omnichat/domain"
 )
 
 // User is a person who signs in with a token: an agent, an admin, or both.
@@ -133,7 +100,9 @@ type Contact struct {
 	ExternalID        string
 	Name              string
 	PhotoAttachmentID *uuid.UUID `gorm:"type:uuid"`
-	CreatedAt         time.Time
+	// BlockedAt is set while the customer has blocked the bot.
+	BlockedAt *time.Time
+	CreatedAt time.Time
 }
 
 // Chat is one conversation from its first message to its close.
@@ -196,13 +165,6 @@ type Attachment struct {
 	CreatedAt  time.Time
 }
 
-// Attachment statuses.
-const (
-	AttachmentPending = "pending"
-	AttachmentStored  = "stored"
-	AttachmentFailed  = "failed"
-)
-
 // Setting is one stored system setting value.
 type Setting struct {
 	Code      string `gorm:"primaryKey"`
@@ -216,4 +178,9 @@ type SettingFile struct {
 	MediaType string
 	Content   []byte
 	UpdatedAt time.Time
+}
+
+// Ref is the provider's reference to the attachment's file.
+func (a *Attachment) Ref() domain.AttachmentRef {
+	return domain.AttachmentRef{Kind: a.Kind, RemoteID: a.RemoteID, URL: a.RemoteURL, Name: a.Name, MediaType: a.MediaType, Size: a.Size}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/omnichat/omnichat/domain"
 	"gorm.io/gorm"
 )
 
@@ -52,13 +53,13 @@ func ValidateSetting(def SettingDef, v string) (string, error) {
 	case "minutes":
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f <= 0 || math.IsInf(f, 0) || f > 60*24*30 {
-			return "", fmt.Errorf("%s must be a positive number of minutes (decimals allowed): %w", def.Code, ErrInvalid)
+			return "", fmt.Errorf("%s must be a positive number of minutes (decimals allowed): %w", def.Code, domain.ErrInvalid)
 		}
 		return strconv.FormatFloat(f, 'f', -1, 64), nil
 	case "integer":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return "", fmt.Errorf("%s must be a whole number from 1 to 1000: %w", def.Code, ErrInvalid)
+			return "", fmt.Errorf("%s must be a whole number from 1 to 1000: %w", def.Code, domain.ErrInvalid)
 		}
 		return strconv.Itoa(n), nil
 	case "url":
@@ -67,11 +68,11 @@ func ValidateSetting(def SettingDef, v string) (string, error) {
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return "", fmt.Errorf("%s must be an absolute http(s) URL: %w", def.Code, ErrInvalid)
+			return "", fmt.Errorf("%s must be an absolute http(s) URL: %w", def.Code, domain.ErrInvalid)
 		}
 		return v, nil
 	default:
-		return "", fmt.Errorf("%s is a file; upload it with its media type: %w", def.Code, ErrInvalid)
+		return "", fmt.Errorf("%s is a file; upload it with its media type: %w", def.Code, domain.ErrInvalid)
 	}
 }
 
@@ -79,7 +80,7 @@ func ValidateSetting(def SettingDef, v string) (string, error) {
 func (s *Store) GetSetting(ctx context.Context, code string) (string, error) {
 	def, ok := SettingDefByCode(code)
 	if !ok {
-		return "", fmt.Errorf("setting %s: %w", code, ErrNotFound)
+		return "", fmt.Errorf("setting %s: %w", code, domain.ErrNotFound)
 	}
 	var st Setting
 	err := s.db.WithContext(ctx).First(&st, "code = ?", code).Error
@@ -96,7 +97,7 @@ func (s *Store) GetSetting(ctx context.Context, code string) (string, error) {
 func (s *Store) SetSetting(ctx context.Context, code, value string) (string, error) {
 	def, ok := SettingDefByCode(code)
 	if !ok {
-		return "", fmt.Errorf("setting %s: %w", code, ErrNotFound)
+		return "", fmt.Errorf("setting %s: %w", code, domain.ErrNotFound)
 	}
 	v, err := ValidateSetting(def, value)
 	if err != nil {
@@ -110,7 +111,7 @@ func (s *Store) SetSetting(ctx context.Context, code, value string) (string, err
 // ResetSetting restores a setting's default.
 func (s *Store) ResetSetting(ctx context.Context, code string) error {
 	if _, ok := SettingDefByCode(code); !ok {
-		return fmt.Errorf("setting %s: %w", code, ErrNotFound)
+		return fmt.Errorf("setting %s: %w", code, domain.ErrNotFound)
 	}
 	db := s.db.WithContext(ctx)
 	if err := db.Delete(&Setting{}, "code = ?", code).Error; err != nil {
@@ -126,7 +127,7 @@ func (s *Store) SetSettingFile(ctx context.Context, code, mediaType string, cont
 		code, mediaType, content).Error
 }
 
-// GetSettingFile loads a file-valued setting, ErrNotFound when none was uploaded.
+// GetSettingFile loads a file-valued setting, domain.ErrNotFound when none was uploaded.
 func (s *Store) GetSettingFile(ctx context.Context, code string) (*SettingFile, error) {
 	var f SettingFile
 	return &f, notFound(s.db.WithContext(ctx).First(&f, "code = ?", code).Error, "setting file")
@@ -140,10 +141,6 @@ type RoutingSettings struct {
 
 // GetRoutingSettings reads SimultaneousChats and the accept timeout.
 func (s *Store) GetRoutingSettings(ctx context.Context) (RoutingSettings, error) {
-	return getRoutingSettings(ctx, s)
-}
-
-func getRoutingSettings(ctx context.Context, s *Store) (RoutingSettings, error) {
 	var rs RoutingSettings
 	v, err := s.GetSetting(ctx, SettingSimultaneousChats)
 	if err != nil {

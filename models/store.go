@@ -2,19 +2,20 @@ package models
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/omnichat/omnichat/domain"
 )
 
 // Store is the data access of omnichat; every call takes the caller's context.
@@ -22,12 +23,14 @@ type Store struct {
 	db *gorm.DB
 }
 
-// Open connects to PostgreSQL.
+// Open prepares a connection pool to PostgreSQL. It does not connect: a
+// process started while the database is away comes up and waits for it.
 func Open(dsn string) (*gorm.DB, error) {
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
-		Logger:         logger.Default.LogMode(logger.Silent),
-		TranslateError: true,
-		NowFunc:        func() time.Time { return time.Now().UTC() },
+		Logger:               logger.Default.LogMode(logger.Silent),
+		TranslateError:       true,
+		DisableAutomaticPing: true,
+		NowFunc:              func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -39,6 +42,13 @@ func Open(dsn string) (*gorm.DB, error) {
 	sqlDB.SetMaxOpenConns(20)
 	sqlDB.SetMaxIdleConns(10)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	for _, p := range []interface {
+		Register(name string, fn func(*gorm.DB)) error
+	}{db.Callback().Create(), db.Callback().Query(), db.Callback().Update(), db.Callback().Delete(), db.Callback().Row(), db.Callback().Raw()} {
+		if err := p.Register("omnichat:unavailable", func(tx *gorm.DB) { tx.Error = markUnavailable(tx.Error) }); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+	}
 	return db, nil
 }
 
@@ -51,27 +61,61 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return sqlDB.PingContext(ctx)
+	return markUnavailable(sqlDB.PingContext(ctx))
+}
+
+// Tx runs fn in one transaction: every call fn makes on tx commits together,
+// or none does. Inside a transaction, Tx nests as a savepoint.
+func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.tx(ctx, func(tx *gorm.DB) error { return fn(&Store{db: tx}) })
+}
+
+// tx is the one way this package opens a transaction.
+func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return markUnavailable(s.db.WithContext(ctx).Transaction(fn))
+}
+
+// markUnavailable wraps the errors that mean "the database did not answer"
+// in domain.ErrUnavailable, so callers can tell an outage (retry later) from
+// a refusal.
+func markUnavailable(err error) error {
+	if err == nil || errors.Is(err, domain.ErrUnavailable) || !connectionFailure(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+}
+
+func connectionFailure(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// 08: connection exceptions; 57P0x: shutdown, crash recovery; 53300: too many connections.
+		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57P0") || pg.Code == "53300"
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connect) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 func notFound(err error, what string) error {
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
+		return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
 	}
 	return err
 }
 
-// uniqueViolation reports a unique or foreign-key violation as a conflict.
+// conflictOn reports a unique or foreign-key violation as a conflict.
 func conflictOn(err error, what string) error {
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return fmt.Errorf("%s already exists: %w", what, ErrConflict)
+		return fmt.Errorf("%s already exists: %w", what, domain.ErrConflict)
 	}
 	if errors.Is(err, gorm.ErrForeignKeyViolated) {
-		return fmt.Errorf("%s is referenced elsewhere or refers to something missing: %w", what, ErrConflict)
+		return fmt.Errorf("%s is referenced elsewhere or refers to something missing: %w", what, domain.ErrConflict)
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && strings.HasPrefix(pg.Code, "23") {
-		return fmt.Errorf("%s: %s: %w", what, pg.Message, ErrConflict)
+		return fmt.Errorf("%s: %s: %w", what, pg.Message, domain.ErrConflict)
 	}
 	return err
 }
@@ -83,192 +127,19 @@ func (s *Store) deleteRows(ctx context.Context, model any, what, query string, a
 		return res.Error
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
+		return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
 	}
 	return nil
 }
-
-// ---- users, roles, tokens ----
-
-// CreateUser inserts a user.
-func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	if u.ID == uuid.Nil {
-		u.ID = uuid.New()
-	}
-	if u.Status == "" {
-		u.Status = AgentInactive
-	}
-	return conflictOn(s.db.WithContext(ctx).Create(u).Error, "user with this email")
-}
-
-// GetUser loads one user.
-func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
-	var u User
-	err := s.db.WithContext(ctx).First(&u, "id = ?", id).Error
-	return &u, notFound(err, "user")
-}
-
-// ListUsers lists users by name.
-func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	var us []User
-	return us, s.db.WithContext(ctx).Order("name, id").Find(&us).Error
-}
-
-// UpdateUser writes the given columns of a user.
-func (s *Store) UpdateUser(ctx context.Context, id uuid.UUID, cols map[string]any) (*User, error) {
-	if len(cols) > 0 {
-		cols["updated_at"] = time.Now().UTC()
-		res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(cols)
-		if res.Error != nil {
-			return nil, conflictOn(res.Error, "user with this email")
-		}
-	}
-	return s.GetUser(ctx, id)
-}
-
-// DeleteUser removes a user that never handled a chat.
-func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
-	res := s.db.WithContext(ctx).Delete(&User{}, "id = ?", id)
-	if res.Error != nil {
-		return fmt.Errorf("user has handled chats; remove them from queues instead: %w", ErrConflict)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("user: %w", ErrNotFound)
-	}
-	return nil
-}
-
-// CanManageChats reports whether the user holds CanManageChats directly or through a role.
-func (s *Store) CanManageChats(ctx context.Context, userID uuid.UUID) (bool, error) {
-	var ok bool
-	err := s.db.WithContext(ctx).Raw(`
-		SELECT EXISTS (SELECT 1 FROM users WHERE id = @u AND can_manage_chats)
-		    OR EXISTS (SELECT 1 FROM role_members m JOIN roles r ON r.id = m.role_id
-		               WHERE m.user_id = @u AND r.can_manage_chats)`,
-		map[string]any{"u": userID}).Scan(&ok).Error
-	return ok, err
-}
-
-// hashToken is how tokens are stored and looked up.
-func hashToken(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
-}
-
-// CreateToken issues a new token for a user and returns its only plaintext copy.
-func (s *Store) CreateToken(ctx context.Context, userID uuid.UUID, name string) (*APIToken, string, error) {
-	if _, err := s.GetUser(ctx, userID); err != nil {
-		return nil, "", err
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, "", fmt.Errorf("token: %w", err)
-	}
-	token := "omc_" + base64.RawURLEncoding.EncodeToString(raw)
-	t := &APIToken{ID: uuid.New(), UserID: userID, Name: name, TokenHash: hashToken(token), Prefix: token[:8]}
-	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
-		return nil, "", fmt.Errorf("token: %w", err)
-	}
-	return t, token, nil
-}
-
-// ListTokens lists a user's tokens, never their values.
-func (s *Store) ListTokens(ctx context.Context, userID uuid.UUID) ([]APIToken, error) {
-	var ts []APIToken
-	return ts, s.db.WithContext(ctx).Where("user_id = ?", userID).Order("created_at").Find(&ts).Error
-}
-
-// RevokeToken revokes one of a user's tokens.
-func (s *Store) RevokeToken(ctx context.Context, userID, tokenID uuid.UUID) error {
-	res := s.db.WithContext(ctx).Model(&APIToken{}).
-		Where("id = ? AND user_id = ? AND revoked_at IS NULL", tokenID, userID).
-		Update("revoked_at", time.Now().UTC())
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("token: %w", ErrNotFound)
-	}
-	return nil
-}
-
-// UserByToken resolves a bearer token to its user.
-func (s *Store) UserByToken(ctx context.Context, token string) (*User, error) {
-	var u User
-	err := s.db.WithContext(ctx).Raw(`
-		SELECT u.* FROM api_tokens t JOIN users u ON u.id = t.user_id
-		WHERE t.token_hash = ? AND t.revoked_at IS NULL`, hashToken(token)).Scan(&u).Error
-	if err != nil {
-		return nil, err
-	}
-	if u.ID == uuid.Nil {
-		return nil, fmt.Errorf("token: %w", ErrNotFound)
-	}
-	return &u, nil
-}
-
-// CreateRole inserts a role.
-func (s *Store) CreateRole(ctx context.Context, r *Role) error {
-	r.ID = uuid.New()
-	return conflictOn(s.db.WithContext(ctx).Create(r).Error, "role with this name")
-}
-
-// GetRole loads a role.
-func (s *Store) GetRole(ctx context.Context, id uuid.UUID) (*Role, error) {
-	var r Role
-	return &r, notFound(s.db.WithContext(ctx).First(&r, "id = ?", id).Error, "role")
-}
-
-// ListRoles lists roles by name.
-func (s *Store) ListRoles(ctx context.Context) ([]Role, error) {
-	var rs []Role
-	return rs, s.db.WithContext(ctx).Order("name").Find(&rs).Error
-}
-
-// UpdateRole writes the given columns of a role.
-func (s *Store) UpdateRole(ctx context.Context, id uuid.UUID, cols map[string]any) (*Role, error) {
-	if len(cols) > 0 {
-		if err := s.db.WithContext(ctx).Model(&Role{}).Where("id = ?", id).Updates(cols).Error; err != nil {
-			return nil, conflictOn(err, "role with this name")
-		}
-	}
-	return s.GetRole(ctx, id)
-}
-
-// DeleteRole removes a role and its memberships.
-func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	return s.deleteRows(ctx, &Role{}, "role", "id = ?", id)
-}
-
-// AddRoleMember adds a user to a role; adding twice is fine.
-func (s *Store) AddRoleMember(ctx context.Context, roleID, userID uuid.UUID) error {
-	if _, err := s.GetRole(ctx, roleID); err != nil {
-		return err
-	}
-	if _, err := s.GetUser(ctx, userID); err != nil {
-		return err
-	}
-	return s.db.WithContext(ctx).Exec(`INSERT INTO role_members (role_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, roleID, userID).Error
-}
-
-// RemoveRoleMember removes a user from a role.
-func (s *Store) RemoveRoleMember(ctx context.Context, roleID, userID uuid.UUID) error {
-	return s.deleteRows(ctx, &RoleMember{}, "role member", "role_id = ? AND user_id = ?", roleID, userID)
-}
-
-// RoleMembers lists the users of a role.
-func (s *Store) RoleMembers(ctx context.Context, roleID uuid.UUID) ([]User, error) {
-	if _, err := s.GetRole(ctx, roleID); err != nil {
-		return nil, err
-	}
-	var us []User
-	return us, s.db.WithContext(ctx).Raw(`SELECT u.* FROM users u JOIN role_members m ON m.user_id = u.id WHERE m.role_id = ? ORDER BY u.name`, roleID).Scan(&us).Error
-}
-
-// WithTx is the transaction handle passed to Transaction callbacks.
-type WithTx = *gorm.DB
 
 // Raw runs a read-only query into dst; tests and tools use it to check invariants.
 func (s *Store) Raw(ctx context.Context, dst any, query string, args ...any) error {
 	return s.db.WithContext(ctx).Raw(query, args...).Scan(dst).Error
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() {
+	if sqlDB, err := s.db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
 }

@@ -27,17 +27,12 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/omnichat/omnichat/activities"
-	"github.com/omnichat/omnichat/api"
-	"github.com/omnichat/omnichat/channels"
-	"github.com/omnichat/omnichat/channels/providers"
+	"github.com/omnichat/omnichat/app"
 	"github.com/omnichat/omnichat/chatcmd"
-	"github.com/omnichat/omnichat/dispatch"
+	"github.com/omnichat/omnichat/config"
 	"github.com/omnichat/omnichat/migrations"
 	"github.com/omnichat/omnichat/models"
-	omniworker "github.com/omnichat/omnichat/worker"
 )
 
 // CLIPath finds the Temporal CLI: $TEMPORAL_CLI, then PATH, then $GOPATH/bin.
@@ -127,17 +122,17 @@ func NewDatabase(t testing.TB) (string, *models.Store) {
 	return dsn, models.NewStore(db)
 }
 
-// Stack is omnichat running in process against real Postgres and Temporal.
+// Stack is omnichat running in process against real Postgres and Temporal,
+// built by the same composition root as the binary.
 type Stack struct {
 	t         testing.TB
 	URL       string
+	App       *app.App
 	Store     *models.Store
 	Temporal  client.Client
 	Chats     *chatcmd.Client
 	TaskQueue string
-	Providers *channels.Registry
-	acts      *activities.Activities
-	worker    worker.Worker
+	worker    *app.Worker
 }
 
 // Options point a stack's providers at fake servers.
@@ -152,39 +147,45 @@ func NewStack(t testing.TB, tc client.Client) *Stack {
 	return NewStackWith(t, tc, Options{})
 }
 
-// NewStackWith is NewStack with providers pointed at the given fakes.
-func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
-	t.Helper()
+// Config is the configuration of a test stack on a database and task queue.
+func Config(dsn, taskQueue string, opts Options) config.Config {
 	if opts.TelegramURL == "" {
 		opts.TelegramURL = "http://127.0.0.1:1"
 	}
 	if opts.FacebookURL == "" {
 		opts.FacebookURL = "http://127.0.0.1:1/v21.0"
 	}
-	registry, err := providers.New(opts.TelegramURL, opts.FacebookURL)
+	return config.Config{DatabaseURL: dsn, TaskQueue: taskQueue, TemporalNamespace: "default",
+		TelegramAPIURL: opts.TelegramURL, FacebookGraphURL: opts.FacebookURL,
+		MaxBodyBytes: 64 << 10, MaxUploadBytes: 256 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000,
+		ShutdownTimeout: 5 * time.Second}
+}
+
+// Logger is the tests' logger: silent unless OMNICHAT_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("OMNICHAT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// NewStackWith is NewStack with providers pointed at the given fakes.
+func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
+	t.Helper()
+	dsn, _ := NewDatabase(t)
+	taskQueue := "omnichat-test-" + randomHex(4)
+	a, err := app.New(Config(dsn, taskQueue, opts), Logger(), app.WithTemporal(tc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, store := NewDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("OMNICHAT_TEST_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	s := &Stack{t: t, Store: store, Temporal: tc, TaskQueue: "omnichat-test-" + randomHex(4),
-		Providers: registry}
-	s.Chats = chatcmd.New(tc, s.TaskQueue)
-	s.acts = &activities.Activities{Store: store, Files: store, Providers: s.Providers, Dispatcher: dispatch.New(store, s.Chats), Kicker: s.Chats, Logger: logger}
+	s := &Stack{t: t, App: a, Store: a.Store, Temporal: tc, Chats: a.Chats, TaskQueue: taskQueue}
 	s.StartWorker()
-	srv := httptest.NewServer(api.New(api.Deps{Store: store, Chats: s.Chats, Providers: s.Providers, Logger: logger,
-		TemporalHealth: func(ctx context.Context) error {
-			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
-		},
-		MaxBodyBytes: 64 << 10, MaxUploadBytes: 256 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000}))
+	srv := httptest.NewServer(a.Handler())
 	s.URL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
 		s.StopWorker()
+		a.Close()
 	})
 	return s
 }
@@ -195,10 +196,13 @@ func (s *Stack) StartWorker() {
 	if s.worker != nil {
 		return
 	}
-	s.worker = omniworker.New(s.Temporal, s.acts, omniworker.Options{TaskQueue: s.TaskQueue})
-	if err := s.worker.Start(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := s.App.StartWorker(ctx)
+	if err != nil {
 		s.t.Fatalf("start worker: %v", err)
 	}
+	s.worker = w
 }
 
 // StopWorker stops the worker, as a crash or a deploy would.

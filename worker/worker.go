@@ -2,6 +2,8 @@
 package worker
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -17,25 +19,30 @@ type Options struct {
 	StickyCacheSize int
 	// Pollers is the number of workflow-task and of activity-task pollers; 0 keeps the SDK default (2).
 	Pollers int
+	// StopTimeout is how long a stopping worker lets running activities finish.
+	StopTimeout time.Duration
 }
 
-// New builds a worker with every workflow and activity registered.
-func New(tc client.Client, acts *activities.Activities, opts Options) worker.Worker {
+// Group is an activity group: it registers its activities itself.
+type Group interface {
+	Register(r activities.Registry)
+}
+
+// New builds a worker with every workflow and the given activity groups registered.
+func New(tc client.Client, groups []Group, opts Options) worker.Worker {
 	if opts.StickyCacheSize > 0 {
 		worker.SetStickyWorkflowCacheSize(opts.StickyCacheSize)
 	}
 	w := worker.New(tc, opts.TaskQueue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers: opts.Pollers,
 		MaxConcurrentActivityTaskPollers: opts.Pollers,
+		WorkerStopTimeout:                opts.StopTimeout,
 	})
-	Register(w, acts)
-	return w
-}
-
-// Register adds omnichat's workflows and activities to a worker.
-func Register(w worker.Worker, acts *activities.Activities) {
 	RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	for _, g := range groups {
+		g.Register(w)
+	}
+	return w
 }
 
 // RegisterWorkflows adds omnichat's workflows to a registry: a worker, a
@@ -44,5 +51,6 @@ func RegisterWorkflows(r interface {
 	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
 }) {
 	r.RegisterWorkflowWithOptions(workflows.ChatWorkflow, workflow.RegisterOptions{Name: workflows.ChatWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RoutingWorkflow, workflow.RegisterOptions{Name: workflows.RoutingWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.DispatchWorkflow, workflow.RegisterOptions{Name: workflows.DispatchWorkflowName})
 }

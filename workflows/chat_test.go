@@ -13,9 +13,22 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/omnichat/omnichat/activities"
+	"github.com/omnichat/omnichat/domain"
 )
 
-var acts *activities.Activities
+var (
+	conv        *activities.Conversation
+	delivery    *activities.Delivery
+	media       *activities.Media
+	dispatching *activities.Dispatching
+)
+
+// registerActivities registers every activity group on a test environment.
+func registerActivities(env *testsuite.TestWorkflowEnvironment) {
+	for _, g := range []interface{ Register(activities.Registry) }{conv, delivery, media, dispatching} {
+		g.Register(env)
+	}
+}
 
 type harness struct {
 	t   *testing.T
@@ -26,16 +39,16 @@ func newHarness(t *testing.T, rule string, completion time.Duration) *harness {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(ChatWorkflow, workflow.RegisterOptions{Name: ChatWorkflowName})
-	env.RegisterActivity(acts)
-	env.OnActivity(acts.Ingest, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
+	registerActivities(env)
+	env.OnActivity(conv.Ingest, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
 		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: rule, CompletionTimeout: completion}, nil
 	})
-	env.OnActivity(acts.KickDispatch, mock.Anything).Return(nil)
-	env.OnActivity(acts.Accept, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (activities.AcceptResult, error) {
-		return activities.AcceptResult{Accepted: true, Status: StatusInProgress, AgentID: r.AgentID}, nil
+	env.OnActivity(dispatching.KickDispatch, mock.Anything).Return(nil)
+	env.OnActivity(conv.Accept, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (activities.AcceptResult, error) {
+		return activities.AcceptResult{Accepted: true, Status: domain.ChatInProgress, AgentID: r.AgentID}, nil
 	})
-	env.OnActivity(acts.Deliver, mock.Anything, mock.Anything).Return(activities.DeliverResult{}, nil)
-	env.OnActivity(acts.RecordOutbound, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RecordOutboundRequest) (activities.OutboundRecord, error) {
+	env.OnActivity(delivery.Deliver, mock.Anything, mock.Anything).Return(activities.DeliverResult{}, nil)
+	env.OnActivity(conv.RecordOutbound, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RecordOutboundRequest) (activities.OutboundRecord, error) {
 		return activities.OutboundRecord{MessageID: r.MessageID, Status: "sending", New: true}, nil
 	})
 	return &harness{t: t, env: env}
@@ -75,7 +88,7 @@ func start(h *harness, in ChatInput) {
 		in.ChannelID, in.ConversationID = "ch1", "conv1"
 	}
 	if in.Pending == nil {
-		in.Pending = []InboundMessage{{ExternalID: "m1", SenderID: "s1", Text: "hi"}}
+		in.Pending = []domain.InboundMessage{{ExternalID: "m1", SenderID: "s1", Text: "hi"}}
 	}
 	h.env.ExecuteWorkflow(ChatWorkflow, in)
 }
@@ -83,30 +96,30 @@ func start(h *harness, in ChatInput) {
 // An offer that is not accepted in time is taken back, the agent is made
 // inactive (ExpireOffer) and the chat goes to the next agent, who accepts.
 func TestAcceptTimeoutOffersNextAgent(t *testing.T) {
-	h := newHarness(t, RuleAvailableAgent, 0)
+	h := newHarness(t, domain.RuleAvailableAgent, 0)
 	var expired []string
-	h.env.OnActivity(acts.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
 		expired = append(expired, r.AgentID)
 		return true, nil
 	})
-	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
 	h.at(time.Second, func() {
 		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "alice", AcceptTimeout: 5 * time.Minute})
 	})
 	h.at(4*time.Minute, func() {
-		if s := h.state(); s.Status != StatusOffered || s.AgentID != "alice" {
+		if s := h.state(); s.Status != domain.ChatOffered || s.AgentID != "alice" {
 			t.Errorf("before the timeout: %s %s", s.Status, s.AgentID)
 		}
 	})
 	h.at(5*time.Minute+2*time.Second, func() {
-		if s := h.state(); s.Status != StatusWaiting || s.AgentID != "" {
+		if s := h.state(); s.Status != domain.ChatWaiting || s.AgentID != "" {
 			t.Errorf("after the timeout want waiting without agent, got %s %q", s.Status, s.AgentID)
 		}
 		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "bob", AcceptTimeout: 5 * time.Minute})
 	})
 	h.at(6*time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "bob"}) })
 	h.at(7*time.Minute, func() {
-		if s := h.state(); s.Status != StatusInProgress || s.AgentID != "bob" {
+		if s := h.state(); s.Status != domain.ChatInProgress || s.AgentID != "bob" {
 			t.Errorf("after bob accepts: %s %s", s.Status, s.AgentID)
 		}
 		h.update(UpdateClose, CloseRequest{AgentID: "bob"})
@@ -118,32 +131,33 @@ func TestAcceptTimeoutOffersNextAgent(t *testing.T) {
 	if len(expired) != 1 || expired[0] != "alice" {
 		t.Fatalf("ExpireOffer calls: %v, want [alice]", expired)
 	}
-	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 3) // new chat, expiry, close
+	// A new chat wakes routing from its activities' transactions, never by a kick.
+	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
 }
 
 // The completion timer runs from the agent's last message, an inbound message
 // disarms it, and when it fires the chat closes with reason timeout.
 func TestCompletionTimerArmedByReplyDisarmedByInbound(t *testing.T) {
-	h := newHarness(t, RuleAllAgents, 10*time.Minute)
+	h := newHarness(t, domain.RuleAllAgents, 10*time.Minute)
 	var closedAt time.Time
 	var reason string
-	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CloseRequest) error {
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CloseRequest) error {
 		closedAt, reason = h.env.Now(), r.Reason
 		return nil
 	})
 	begin := h.env.Now()
 	h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
 	h.at(20*time.Minute, func() {
-		if s := h.state(); s.Status != StatusInProgress {
+		if s := h.state(); s.Status != domain.ChatInProgress {
 			t.Errorf("no reply yet, the chat must stay open: %s", s.Status)
 		}
 		h.update(UpdateSend, SendRequest{AgentID: "alice", Text: "hello"})
 	})
 	h.at(25*time.Minute, func() {
-		h.env.SignalWorkflow(SignalInbound, InboundMessage{ExternalID: "m2", SenderID: "s1", Text: "thanks"})
+		h.env.SignalWorkflow(SignalInbound, domain.InboundMessage{ExternalID: "m2", SenderID: "s1", Text: "thanks"})
 	})
 	h.at(40*time.Minute, func() {
-		if s := h.state(); s.Status != StatusInProgress || !s.CompletionDeadline.IsZero() {
+		if s := h.state(); s.Status != domain.ChatInProgress || !s.CompletionDeadline.IsZero() {
 			t.Errorf("an inbound message disarms the timer: %s %v", s.Status, s.CompletionDeadline)
 		}
 		h.update(UpdateSend, SendRequest{AgentID: "alice", Text: "anything else?"})
@@ -152,7 +166,7 @@ func TestCompletionTimerArmedByReplyDisarmedByInbound(t *testing.T) {
 	if err := h.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if reason != CloseTimeout {
+	if reason != domain.CloseTimeout {
 		t.Fatalf("close reason %q, want timeout", reason)
 	}
 	if got := closedAt.Sub(begin); got < 50*time.Minute || got > 51*time.Minute {
@@ -162,18 +176,18 @@ func TestCompletionTimerArmedByReplyDisarmedByInbound(t *testing.T) {
 
 // A message arriving while the chat closes is not dropped: it starts the next chat.
 func TestMessageDuringCloseStartsNextChat(t *testing.T) {
-	h := newHarness(t, RuleAllAgents, 0)
-	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil).After(time.Second)
+	h := newHarness(t, domain.RuleAllAgents, 0)
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil).After(time.Second)
 	h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
 	h.at(2*time.Minute, func() {
 		h.update(UpdateClose, CloseRequest{AgentID: "alice"})
 	})
 	// CloseChat takes a second: this message lands while the chat is closing.
 	h.at(2*time.Minute+500*time.Millisecond, func() {
-		if s := h.state(); s.Status != StatusInProgress {
+		if s := h.state(); s.Status != domain.ChatInProgress {
 			t.Errorf("the close should still be running, status %s", s.Status)
 		}
-		h.env.SignalWorkflow(SignalInbound, InboundMessage{ExternalID: "late", SenderID: "s1", Text: "wait!"})
+		h.env.SignalWorkflow(SignalInbound, domain.InboundMessage{ExternalID: "late", SenderID: "s1", Text: "wait!"})
 	})
 	start(h, ChatInput{})
 	in := continuedAsNew(t, h.env.GetWorkflowError())
@@ -184,18 +198,18 @@ func TestMessageDuringCloseStartsNextChat(t *testing.T) {
 
 // A long chat continues as new with its whole state.
 func TestContinueAsNewKeepsState(t *testing.T) {
-	h := newHarness(t, RuleAllAgents, 10*time.Minute)
+	h := newHarness(t, domain.RuleAllAgents, 10*time.Minute)
 	h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
 	h.at(2*time.Minute, func() { h.update(UpdateSend, SendRequest{AgentID: "alice", Text: "hello"}) })
 	h.at(3*time.Minute, func() {
-		h.env.SignalWorkflow(SignalInbound, InboundMessage{ExternalID: "m2", SenderID: "s1", Text: "two"})
-		h.env.SignalWorkflow(SignalInbound, InboundMessage{ExternalID: "m3", SenderID: "s1", Text: "three"})
+		h.env.SignalWorkflow(SignalInbound, domain.InboundMessage{ExternalID: "m2", SenderID: "s1", Text: "two"})
+		h.env.SignalWorkflow(SignalInbound, domain.InboundMessage{ExternalID: "m3", SenderID: "s1", Text: "three"})
 	})
 	var chatID string
 	h.at(150*time.Second, func() { chatID = h.state().ChatID })
 	start(h, ChatInput{ContinueAsNewAfter: 3})
 	in := continuedAsNew(t, h.env.GetWorkflowError())
-	if in.State == nil || in.State.ChatID != chatID || in.State.Status != StatusInProgress || in.State.AgentID != "alice" || in.State.QueueID != "q1" {
+	if in.State == nil || in.State.ChatID != chatID || in.State.Status != domain.ChatInProgress || in.State.AgentID != "alice" || in.State.QueueID != "q1" {
 		t.Fatalf("state not carried: %+v (chat %s)", in.State, chatID)
 	}
 	if in.ContinueAsNewAfter != 3 || len(in.Pending) != 0 {
@@ -218,16 +232,16 @@ func continuedAsNew(t *testing.T, err error) ChatInput {
 
 // all_agents: the chat is not routed by the dispatcher, and any agent may take it.
 func TestAllAgentsChatIsNotDispatchedAndAnyAgentAccepts(t *testing.T) {
-	h := newHarness(t, RuleAllAgents, 0)
-	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	h := newHarness(t, domain.RuleAllAgents, 0)
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
 	h.at(time.Minute, func() {
-		if s := h.state(); s.Status != StatusWaiting || s.AgentID != "" {
+		if s := h.state(); s.Status != domain.ChatWaiting || s.AgentID != "" {
 			t.Errorf("new all_agents chat: %s %q", s.Status, s.AgentID)
 		}
 		h.update(UpdateAccept, AcceptRequest{AgentID: "zoe"})
 	})
 	h.at(2*time.Minute, func() {
-		if s := h.state(); s.Status != StatusInProgress || s.AgentID != "zoe" {
+		if s := h.state(); s.Status != domain.ChatInProgress || s.AgentID != "zoe" {
 			t.Errorf("after accept: %s %q", s.Status, s.AgentID)
 		}
 		h.update(UpdateClose, CloseRequest{AgentID: "zoe"})
@@ -236,14 +250,14 @@ func TestAllAgentsChatIsNotDispatchedAndAnyAgentAccepts(t *testing.T) {
 	if err := h.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	// Opening needs no dispatch; only the close frees capacity.
-	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 1)
+	// Routing is woken by the activities' transactions, never by a kick.
+	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
 }
 
 // Commands are refused before anything runs when they do not fit the chat's state.
 func TestValidatorsRejectCommandsOutOfTurn(t *testing.T) {
-	h := newHarness(t, RuleAvailableAgent, 0)
-	h.env.OnActivity(acts.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	h := newHarness(t, domain.RuleAvailableAgent, 0)
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
 	reject := func(name string, arg any, wantType string) {
 		h.env.UpdateWorkflow(name, name+"-"+wantType, &testsuite.TestUpdateCallback{
 			OnReject: func(err error) {
@@ -260,16 +274,16 @@ func TestValidatorsRejectCommandsOutOfTurn(t *testing.T) {
 		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "alice", AcceptTimeout: time.Hour})
 	})
 	h.at(time.Minute, func() {
-		reject(UpdateAccept, AcceptRequest{AgentID: "bob"}, ErrTypeConflict)           // offered to alice
-		reject(UpdateSend, SendRequest{AgentID: "alice", Text: "hi"}, ErrTypeConflict) // not accepted yet
+		reject(UpdateAccept, AcceptRequest{AgentID: "bob"}, domain.KindConflict)           // offered to alice
+		reject(UpdateSend, SendRequest{AgentID: "alice", Text: "hi"}, domain.KindConflict) // not accepted yet
 		h.update(UpdateAccept, AcceptRequest{AgentID: "alice"})
 	})
 	h.at(2*time.Minute, func() {
-		reject(UpdateSend, SendRequest{AgentID: "bob", Text: "hi"}, ErrTypeForbidden) // not bob's chat
-		reject(UpdateSend, SendRequest{AgentID: "alice", Text: ""}, ErrTypeInvalid)   // empty text
-		reject(UpdateTransfer, TransferRequest{AgentID: "alice"}, ErrTypeInvalid)     // no target
-		reject(UpdateTransfer, TransferRequest{AgentID: "alice", ToAgentID: "alice"}, ErrTypeInvalid)
-		reject(UpdateClose, CloseRequest{AgentID: "bob"}, ErrTypeForbidden)
+		reject(UpdateSend, SendRequest{AgentID: "bob", Text: "hi"}, domain.KindForbidden) // not bob's chat
+		reject(UpdateSend, SendRequest{AgentID: "alice", Text: ""}, domain.KindInvalid)   // empty text
+		reject(UpdateTransfer, TransferRequest{AgentID: "alice"}, domain.KindInvalid)     // no target
+		reject(UpdateTransfer, TransferRequest{AgentID: "alice", ToAgentID: "alice"}, domain.KindInvalid)
+		reject(UpdateClose, CloseRequest{AgentID: "bob"}, domain.KindForbidden)
 		h.update(UpdateClose, CloseRequest{AgentID: "alice"})
 	})
 	start(h, ChatInput{})

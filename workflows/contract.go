@@ -1,9 +1,13 @@
 // Package workflows holds omnichat's Temporal workflows. This file is their
 // contract: everything a client needs to start, signal, update or query them.
+// Payload types are recorded in histories: their JSON field names stay as
+// they are, and a field is only ever added.
 package workflows
 
 import (
 	"time"
+
+	"github.com/omnichat/omnichat/domain"
 )
 
 // DefaultTaskQueue is where chat workflows and their activities run unless
@@ -12,13 +16,17 @@ const DefaultTaskQueue = "omnichat"
 
 // Workflow type names.
 const (
-	ChatWorkflowName     = "ChatWorkflow"
+	ChatWorkflowName = "ChatWorkflow"
+	// RoutingWorkflowName supervises the dispatcher: one per task queue.
+	RoutingWorkflowName = "RoutingWorkflow"
+	// DispatchWorkflowName is the dispatcher of earlier releases, kept so
+	// executions they started can finish.
 	DispatchWorkflowName = "DispatchWorkflow"
 )
 
 // Signal, update and query names of ChatWorkflow.
 const (
-	// SignalInbound delivers a customer's message (InboundMessage).
+	// SignalInbound delivers a customer's message (domain.InboundMessage).
 	SignalInbound = "inbound"
 	// SignalOffer tells the chat it was offered to an agent (Offer).
 	SignalOffer = "offer"
@@ -31,36 +39,14 @@ const (
 	QueryState = "state"
 )
 
-// SignalKick asks DispatchWorkflow to look for waiting chats and free agents.
+// SignalKick asked the DispatchWorkflow of earlier releases for a pass.
 const SignalKick = "kick"
 
-// Error types carried by update rejections and activity failures; the API maps each to one status.
+// Timer summaries, shown in the Temporal UI and read by tests that count
+// which timers fired.
 const (
-	ErrTypeConflict  = "Conflict"
-	ErrTypeForbidden = "Forbidden"
-	ErrTypeNotFound  = "NotFound"
-	ErrTypeInvalid   = "Invalid"
-	// ErrTypePermanentSend marks a send the provider refused for good.
-	ErrTypePermanentSend = "PermanentSendFailure"
-)
-
-// Chat statuses (the same words as the chats table) and routing rules.
-const (
-	StatusBot        = "bot"
-	StatusWaiting    = "waiting"
-	StatusOffered    = "offered"
-	StatusInProgress = "in_progress"
-	StatusClosed     = "closed"
-
-	RuleAllAgents      = "all_agents"
-	RuleAvailableAgent = "available_agent"
-)
-
-// Close reasons.
-const (
-	CloseByAgent = "agent"
-	CloseTimeout = "timeout"
-	CloseByBot   = "bot"
+	TimerAccept     = "accept"
+	TimerCompletion = "completion"
 )
 
 // ChatWorkflowID is the one workflow ID of a customer conversation: at most
@@ -69,9 +55,9 @@ func ChatWorkflowID(channelID, conversationID string) string {
 	return "chat/" + channelID + "/" + conversationID
 }
 
-// DispatchWorkflowID is the ID of the routing dispatcher of a task queue.
-func DispatchWorkflowID(taskQueue string) string {
-	return "dispatch/" + taskQueue
+// RoutingWorkflowID is the ID of the dispatcher's workflow of a task queue.
+func RoutingWorkflowID(taskQueue string) string {
+	return "routing/" + taskQueue
 }
 
 // ChatInput starts or continues a chat workflow.
@@ -82,43 +68,20 @@ type ChatInput struct {
 	State *ChatState `json:",omitempty"`
 	// Pending are inbound messages carried over (a message that arrived while
 	// the previous chat closed, or signals drained before continue-as-new).
-	Pending []InboundMessage `json:",omitempty"`
+	Pending []domain.InboundMessage `json:",omitempty"`
 	// ContinueAsNewAfter overrides how many inbound messages a run handles
 	// before it continues as new (0: only when Temporal suggests it).
 	ContinueAsNewAfter int `json:",omitempty"`
 }
 
-// InboundMessage is a customer's message, or a conversation event, as the webhook received it.
-type InboundMessage struct {
-	ExternalID  string
-	SenderID    string
-	SenderName  string
-	Text        string
-	Kind        string `json:",omitempty"`
-	SentAt      time.Time
-	Edited      bool                `json:",omitempty"`
-	Standby     bool                `json:",omitempty"`
-	Event       string              `json:",omitempty"`
-	Attachments []InboundAttachment `json:",omitempty"`
-}
-
-// InboundAttachment is a file of an inbound message, as the provider names it.
-type InboundAttachment struct {
-	Kind, RemoteID, URL, Name, MediaType string
-	Size                                 int64
-}
-
-// Conversation events carried by InboundMessage.Event.
-const (
-	EventHandoverToUs  = "handover_to_us"
-	EventHandoverToBot = "handover_to_bot"
-)
-
-// Offer says a chat was offered to an agent who has AcceptTimeout to accept.
+// Offer says a chat was offered to an agent who has AcceptTimeout to accept,
+// counted from OfferedAt (when routing recorded it; zero: when the chat
+// learns of it).
 type Offer struct {
 	ChatID        string
 	AgentID       string
 	AcceptTimeout time.Duration
+	OfferedAt     time.Time `json:",omitzero"`
 }
 
 // ChatState is the whole state of a chat workflow; it survives continue-as-new.

@@ -3,26 +3,68 @@ package workflows
 import (
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/omnichat/omnichat/activities"
 )
 
-// dispatchIdle is how long the dispatcher waits for the next kick before it
-// completes; staying up between kicks spares a busy system a workflow start
-// per kick.
+// dispatcherActivity runs the dispatcher for a shift. Its heartbeat timeout
+// is how soon another worker takes over when the dispatcher's worker dies.
+var dispatcherActivity = workflow.ActivityOptions{
+	StartToCloseTimeout:    activities.DispatcherShift + time.Minute,
+	ScheduleToCloseTimeout: untilTheDatabaseAnswers,
+	HeartbeatTimeout:       10 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+	},
+}
+
+// RoutingWorkflow keeps the dispatcher running: shift after shift of the
+// RunDispatcher activity, which offers waiting chats whenever routing is
+// woken. One runs per task queue (RoutingWorkflowID); workers start it.
+func RoutingWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, dispatcherActivity)
+	var a *activities.Dispatching
+	for {
+		if err := workflow.ExecuteActivity(ctx, a.RunDispatcher).Get(ctx, nil); err != nil {
+			if cancelled(err) {
+				return err
+			}
+			workflow.GetLogger(ctx).Error("dispatcher shift failed; starting another", "Error", err)
+			if err := workflow.Sleep(ctx, 10*time.Second); err != nil {
+				return err
+			}
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return workflow.NewContinueAsNewError(ctx, RoutingWorkflow)
+		}
+	}
+}
+
+// dispatchActivity ran one pass of the dispatcher of earlier releases.
+var dispatchActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+	},
+}
+
+// dispatchIdle is how long the dispatcher of earlier releases waited for the
+// next kick before it completed.
 const dispatchIdle = time.Minute
 
-// DispatchWorkflow serialises routing: every kick (a new chat, a close, an
-// agent turning Active, ...) makes it run the Dispatch activity once more.
-// Kicks that arrive while it runs are coalesced into the next pass. After
-// dispatchIdle without a kick it completes, and the next kick starts it again.
+// DispatchWorkflow is the dispatcher of earlier releases: one pass per kick,
+// completing after dispatchIdle without one. It is kept, unchanged, so that
+// executions started before RoutingWorkflow finish; nothing starts it now.
 func DispatchWorkflow(ctx workflow.Context) error {
-	// Kicks are only taken with ReceiveAsync, so none is handed to a coroutine
-	// that has not run yet when the workflow decides to complete.
 	kicks := workflow.GetSignalChannel(ctx, SignalKick)
 	ctx = workflow.WithActivityOptions(ctx, dispatchActivity)
-	var a *activities.Activities
+	var a *activities.Dispatching
 	for {
 		for kicks.ReceiveAsync(nil) {
 		}

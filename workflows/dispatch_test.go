@@ -18,9 +18,9 @@ func TestDispatcherCoalescesKicksAndLoopsWhileFull(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(DispatchWorkflow, workflow.RegisterOptions{Name: DispatchWorkflowName})
-	env.RegisterActivity(acts)
+	registerActivities(env)
 	passes := 0
-	env.OnActivity(acts.Dispatch, mock.Anything).Return(func(context.Context) (activities.DispatchResult, error) {
+	env.OnActivity(dispatching.Dispatch, mock.Anything).Return(func(context.Context) (activities.DispatchResult, error) {
 		passes++
 		switch passes {
 		case 1:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/domain"
 )
 
 // Name is the provider name.
@@ -127,7 +128,7 @@ func (p *Provider) VerifyWebhook(cfg channels.Config, header http.Header, body [
 }
 
 // ParseWebhook implements channels.Provider.
-func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.UnifiedMessage, error) {
+func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]domain.InboundMessage, error) {
 	var in Inbound
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -158,12 +159,13 @@ func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.Unif
 	if name == "" {
 		name = in.Sender.ID
 	}
-	return []channels.UnifiedMessage{{
+	return []domain.InboundMessage{{
 		ConversationID: in.ConversationID,
 		ExternalID:     in.MessageID,
-		Sender:         channels.Sender{ID: in.Sender.ID, Name: name},
+		SenderID:       in.Sender.ID,
+		SenderName:     name,
 		Text:           in.Text,
-		Kind:           channels.KindText,
+		Kind:           domain.KindText,
 		SentAt:         in.Timestamp,
 	}}, nil
 }
@@ -222,6 +224,6 @@ func (p *Provider) Profile(context.Context, channels.Config, string) (channels.P
 }
 
 // Attachment implements channels.Provider.
-func (p *Provider) Attachment(context.Context, channels.Config, channels.AttachmentRef) (channels.Downloaded, error) {
+func (p *Provider) Attachment(context.Context, channels.Config, domain.AttachmentRef) (channels.Downloaded, error) {
 	return channels.Downloaded{}, channels.ErrNotSupported
 }

@@ -15,7 +15,7 @@ func TestParseFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs, err := New(nil).ParseWebhook(channels.Config{}, b)
-	if err != nil || len(msgs) != 1 || msgs[0].Text != "Hello!" || msgs[0].Sender.Name != "Bob" {
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "Hello!" || msgs[0].SenderName != "Bob" {
 		t.Fatalf("%+v %v", msgs, err)
 	}
 	for _, bad := range []string{`{}`, `{"conversation_id":"c","message_id":"m","sender":{"id":"s"},"text":"t","x":1}`, `{"conversation_id":"c"} {}`,

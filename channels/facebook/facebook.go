@@ -22,6 +22,7 @@ import (
 
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/download"
+	"github.com/omnichat/omnichat/domain"
 )
 
 // Name is the provider name.
@@ -319,13 +320,13 @@ func (p *Provider) Profile(ctx context.Context, cfg channels.Config, psid string
 	}
 	out := channels.Profile{Name: strings.TrimSpace(prof.FirstName + " " + prof.LastName)}
 	if prof.ProfilePic != "" {
-		out.Photo = &channels.AttachmentRef{Kind: channels.KindPhoto, URL: prof.ProfilePic}
+		out.Photo = &domain.AttachmentRef{Kind: domain.KindPhoto, URL: prof.ProfilePic}
 	}
 	return out, nil
 }
 
 // Attachment implements channels.Provider: a download from Meta's hosts only.
-func (p *Provider) Attachment(ctx context.Context, _ channels.Config, ref channels.AttachmentRef) (channels.Downloaded, error) {
+func (p *Provider) Attachment(ctx context.Context, _ channels.Config, ref domain.AttachmentRef) (channels.Downloaded, error) {
 	if ref.URL == "" {
 		return channels.Downloaded{}, &channels.PermanentError{Reason: "the attachment has no URL"}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/domain"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -26,7 +27,7 @@ func TestParseFixtures(t *testing.T) {
 		t.Fatalf("message: %+v %v", msgs, err)
 	}
 	msgs, _ = p.ParseWebhook(cfg, fixture(t, "attachments.json"))
-	if len(msgs) != 1 || msgs[0].Kind != channels.KindPhoto || len(msgs[0].Attachments) != 2 || msgs[0].Attachments[1].Kind != channels.KindDocument {
+	if len(msgs) != 1 || msgs[0].Kind != domain.KindPhoto || len(msgs[0].Attachments) != 2 || msgs[0].Attachments[1].Kind != domain.KindDocument {
 		t.Fatalf("attachments: %+v", msgs)
 	}
 	msgs, _ = p.ParseWebhook(cfg, fixture(t, "mixed.json"))
@@ -38,7 +39,7 @@ func TestParseFixtures(t *testing.T) {
 		}
 		events = append(events, e)
 	}
-	want := []string{channels.EventDelivered, channels.EventRead, channels.EventEcho, channels.EventHandoverToUs, "standby:while the bot owns it"}
+	want := []string{domain.EventDelivered, domain.EventRead, domain.EventEcho, domain.EventHandoverToUs, "standby:while the bot owns it"}
 	if len(events) != len(want) {
 		t.Fatalf("events: %v, want %v", events, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/domain"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -24,11 +25,11 @@ func TestParseFixtures(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("text: %v %v", msgs, err)
 	}
-	if m := msgs[0]; m.ConversationID != "1111111" || m.ExternalID != "1111111:1365" || m.Text != "/start" || m.Sender.Name != "Test Lastname" || m.Kind != channels.KindText {
+	if m := msgs[0]; m.ConversationID != "1111111" || m.ExternalID != "1111111:1365" || m.Text != "/start" || m.SenderName != "Test Lastname" || m.Kind != domain.KindText {
 		t.Fatalf("text message: %+v", m)
 	}
 	msgs, _ = p.ParseWebhook(cfg, fixture(t, "photo.json"))
-	if m := msgs[0]; m.Kind != channels.KindPhoto || m.Text != "look" || len(m.Attachments) != 1 || m.Attachments[0].RemoteID != "AgAD-large" {
+	if m := msgs[0]; m.Kind != domain.KindPhoto || m.Text != "look" || len(m.Attachments) != 1 || m.Attachments[0].RemoteID != "AgAD-large" {
 		t.Fatalf("photo must take the largest size: %+v", m)
 	}
 	msgs, _ = p.ParseWebhook(cfg, fixture(t, "edited.json"))

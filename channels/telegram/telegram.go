@@ -22,6 +22,7 @@ import (
 
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/channels/download"
+	"github.com/omnichat/omnichat/domain"
 )
 
 // Name is the provider name.
@@ -191,7 +192,7 @@ func (p *Provider) VerifyWebhook(cfg channels.Config, header http.Header, _ []by
 
 // ParseWebhook implements channels.Provider. Updates of other types and
 // messages from other bots yield nothing, so Telegram gets its 200.
-func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.UnifiedMessage, error) {
+func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]domain.InboundMessage, error) {
 	var u Update
 	if err := json.Unmarshal(body, &u); err != nil {
 		return nil, fmt.Errorf("%w: %v", channels.ErrBadPayload, err)
@@ -203,15 +204,16 @@ func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]channels.Unif
 	if m == nil || m.From == nil || m.From.IsBot || m.Chat.ID == 0 {
 		return nil, nil
 	}
-	um := channels.UnifiedMessage{
+	um := domain.InboundMessage{
 		ConversationID: strconv.FormatInt(m.Chat.ID, 10),
 		ExternalID:     strconv.FormatInt(m.Chat.ID, 10) + ":" + strconv.FormatInt(m.MessageID, 10),
-		Sender:         channels.Sender{ID: strconv.FormatInt(m.From.ID, 10), Name: displayName(m.From)},
+		SenderID:       strconv.FormatInt(m.From.ID, 10),
+		SenderName:     displayName(m.From),
 		Edited:         edited,
 		SentAt:         time.Unix(m.Date, 0).UTC(),
 	}
 	fillContent(&um, m)
-	return []channels.UnifiedMessage{um}, nil
+	return []domain.InboundMessage{um}, nil
 }
 
 func displayName(u *User) string {
@@ -226,14 +228,14 @@ func displayName(u *User) string {
 }
 
 // fillContent maps the message's content into kind, text and attachments.
-func fillContent(um *channels.UnifiedMessage, m *Message) {
+func fillContent(um *domain.InboundMessage, m *Message) {
 	file := func(kind string, f *File) {
 		um.Kind, um.Text = kind, m.Caption
-		um.Attachments = []channels.AttachmentRef{{Kind: kind, RemoteID: f.FileID, Name: f.FileName, MediaType: f.MimeType, Size: f.FileSize}}
+		um.Attachments = []domain.AttachmentRef{{Kind: kind, RemoteID: f.FileID, Name: f.FileName, MediaType: f.MimeType, Size: f.FileSize}}
 	}
 	switch {
 	case m.Text != "":
-		um.Kind, um.Text = channels.KindText, m.Text
+		um.Kind, um.Text = domain.KindText, m.Text
 	case len(m.Photo) > 0:
 		largest := m.Photo[0]
 		for _, ps := range m.Photo[1:] {
@@ -241,27 +243,27 @@ func fillContent(um *channels.UnifiedMessage, m *Message) {
 				largest = ps
 			}
 		}
-		um.Kind, um.Text = channels.KindPhoto, m.Caption
-		um.Attachments = []channels.AttachmentRef{{Kind: channels.KindPhoto, RemoteID: largest.FileID, Size: largest.FileSize}}
+		um.Kind, um.Text = domain.KindPhoto, m.Caption
+		um.Attachments = []domain.AttachmentRef{{Kind: domain.KindPhoto, RemoteID: largest.FileID, Size: largest.FileSize}}
 	case m.Document != nil:
-		file(channels.KindDocument, m.Document)
+		file(domain.KindDocument, m.Document)
 	case m.Voice != nil:
-		file(channels.KindVoice, m.Voice)
+		file(domain.KindVoice, m.Voice)
 	case m.Audio != nil:
-		file(channels.KindAudio, m.Audio)
+		file(domain.KindAudio, m.Audio)
 	case m.Video != nil:
-		file(channels.KindVideo, m.Video)
+		file(domain.KindVideo, m.Video)
 	case m.Sticker != nil:
-		um.Kind, um.Text = channels.KindSticker, strings.TrimSpace("[sticker] "+m.Sticker.Emoji)
+		um.Kind, um.Text = domain.KindSticker, strings.TrimSpace("[sticker] "+m.Sticker.Emoji)
 	case m.Location != nil:
-		um.Kind = channels.KindLocation
+		um.Kind = domain.KindLocation
 		um.Text = fmt.Sprintf("[location] %.6f, %.6f", m.Location.Latitude, m.Location.Longitude)
 	case m.Contact != nil:
-		um.Kind, um.Text = channels.KindUnsupported, "[contact] "+m.Contact.FirstName+" "+m.Contact.PhoneNumber
+		um.Kind, um.Text = domain.KindUnsupported, "[contact] "+m.Contact.FirstName+" "+m.Contact.PhoneNumber
 	case m.Poll != nil:
-		um.Kind, um.Text = channels.KindUnsupported, "[poll] "+m.Poll.Question
+		um.Kind, um.Text = domain.KindUnsupported, "[poll] "+m.Poll.Question
 	default:
-		um.Kind, um.Text = channels.KindUnsupported, "[a message of a kind omnichat does not show]"
+		um.Kind, um.Text = domain.KindUnsupported, "[a message of a kind omnichat does not show]"
 	}
 }
 
@@ -350,13 +352,13 @@ func (p *Provider) Profile(ctx context.Context, cfg channels.Config, userID stri
 	}
 	sizes := photos.Photos[0]
 	largest := sizes[len(sizes)-1]
-	return channels.Profile{Photo: &channels.AttachmentRef{Kind: channels.KindPhoto, RemoteID: largest.FileID, Size: largest.FileSize}}, nil
+	return channels.Profile{Photo: &domain.AttachmentRef{Kind: domain.KindPhoto, RemoteID: largest.FileID, Size: largest.FileSize}}, nil
 }
 
 // Attachment implements channels.Provider: getFile, then a download from the
 // Bot API's file host. The download URL holds the bot token; it is used here
 // and nowhere else.
-func (p *Provider) Attachment(ctx context.Context, cfg channels.Config, ref channels.AttachmentRef) (channels.Downloaded, error) {
+func (p *Provider) Attachment(ctx context.Context, cfg channels.Config, ref domain.AttachmentRef) (channels.Downloaded, error) {
 	if ref.Size > download.MaxBytes {
 		return channels.Downloaded{}, &channels.PermanentError{Reason: fmt.Sprintf("attachment of %d bytes is over the 20 MB limit", ref.Size)}
 	}

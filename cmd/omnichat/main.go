@@ -81,7 +81,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		if len(args) == 0 || args[0] != "create" {
 			return fmt.Errorf("usage: omnichat admin create -name NAME -email EMAIL")
 		}
-		return adminCreate(ctx, cfg, args[1:])
+		return adminCreate(ctx, cfg, logger, args[1:])
 	}
 	printUsage()
 	return fmt.Errorf("unknown command %q", cmd)

@@ -14,60 +14,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for migrations
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
-	"github.com/omnichat/omnichat/activities"
-	"github.com/omnichat/omnichat/api"
-	"github.com/omnichat/omnichat/channels/providers"
-	"github.com/omnichat/omnichat/chatcmd"
+	"github.com/omnichat/omnichat/app"
 	"github.com/omnichat/omnichat/config"
-	"github.com/omnichat/omnichat/dispatch"
 	"github.com/omnichat/omnichat/migrations"
-	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/worker"
+	"github.com/omnichat/omnichat/service"
 )
 
 func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, withAPI, withWorker bool) error {
-	db, err := models.Open(cfg.DatabaseURL)
+	a, err := app.New(cfg, logger)
 	if err != nil {
 		return err
 	}
-	store := models.NewStore(db)
-	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger),
-	})
-	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
-	}
-	defer tc.Close()
-	cmds := chatcmd.New(tc, cfg.TaskQueue)
-	registry, err := providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL)
-	if err != nil {
-		return err
-	}
+	defer a.Close()
 
-	errc := make(chan error, 2)
-	if withWorker {
-		acts := &activities.Activities{Store: store, Files: store, Providers: registry, Dispatcher: dispatch.New(store, cmds), Kicker: cmds, Logger: logger}
-		w := worker.New(tc, acts, worker.Options{TaskQueue: cfg.TaskQueue, StickyCacheSize: cfg.StickyCacheSize, Pollers: cfg.WorkerPollers})
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("start worker: %w", err)
-		}
-		defer w.Stop() // waits for running activities, bounded by the worker's stop timeout
-		logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
-	}
+	errc := make(chan error, 1)
 	if withAPI {
 		srv := &http.Server{
-			Addr: cfg.HTTPAddr,
-			Handler: api.New(api.Deps{Store: store, Chats: cmds, Providers: registry, Logger: logger,
-				TemporalHealth: func(ctx context.Context) error {
-					_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
-					return err
-				},
-				MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, RateLimitPerToken: cfg.RateLimitPerToken, WebhookRateLimit: cfg.WebhookRateLimit}),
+			Addr:              cfg.HTTPAddr,
+			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
@@ -85,6 +50,18 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 				logger.Error("API shutdown", "error", err)
 			}
 		}()
+	}
+	if withWorker {
+		// Waits for PostgreSQL and Temporal; the API (when it runs) answers 503 meanwhile.
+		w, err := a.StartWorker(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		defer w.Stop() // waits for running activities, bounded by the shutdown timeout
+		logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
 	}
 	select {
 	case <-ctx.Done():
@@ -141,7 +118,7 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 }
 
 // adminCreate is the explicit bootstrap of the first admin: there is no default password.
-func adminCreate(ctx context.Context, cfg config.Config, args []string) error {
+func adminCreate(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
 	name := fs.String("name", "Administrator", "display name")
 	email := fs.String("email", "", "email address (required, unique)")
@@ -151,19 +128,29 @@ func adminCreate(ctx context.Context, cfg config.Config, args []string) error {
 	if *email == "" {
 		return fmt.Errorf("-email is required")
 	}
-	db, err := models.Open(cfg.DatabaseURL)
+	a, err := app.New(cfg, logger)
 	if err != nil {
 		return err
 	}
-	store := models.NewStore(db)
-	u := &models.User{Name: *name, Email: strings.ToLower(*email), CanManageChats: true}
-	if err := store.CreateUser(ctx, u); err != nil {
-		return fmt.Errorf("create admin: %w", err)
+	defer a.Close()
+	users := a.Services.Users
+	u, err := users.Create(ctx, service.NewUser{Name: *name, Email: *email, CanManageChats: true})
+	if err != nil {
+		return fmt.Errorf("create admin in %s: %w", redactedURL(cfg.DatabaseURL), err)
 	}
-	_, token, err := store.CreateToken(ctx, u.ID, "bootstrap")
+	_, token, err := users.CreateToken(ctx, u.ID, "bootstrap")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("admin %s (%s) created\nAPI token (shown once, keep it safe):\n%s\n", u.Email, u.ID, token)
+	fmt.Printf("admin %s (%s) created in %s\nAPI token (shown once, keep it safe):\n%s\n", u.Email, u.ID, redactedURL(cfg.DatabaseURL), token)
 	return nil
+}
+
+// redactedURL names a database without its password.
+func redactedURL(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the configured database"
+	}
+	return u.Redacted()
 }

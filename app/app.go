@@ -1,0 +1,183 @@
+// Package app is omnichat's composition root: it builds the whole service
+// (store, Temporal client, channel providers, domain services, API, worker)
+// from the configuration. The binary and the test environment both use it,
+// so what the tests run is what ships.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/omnichat/omnichat/activities"
+	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/channels/providers"
+	"github.com/omnichat/omnichat/chatcmd"
+	"github.com/omnichat/omnichat/config"
+	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/service"
+	omniworker "github.com/omnichat/omnichat/worker"
+)
+
+// ensureRoutingEvery is how often a worker checks that the routing workflow
+// runs (it is started again if somebody ended it).
+const ensureRoutingEvery = 30 * time.Second
+
+// App is omnichat, assembled.
+type App struct {
+	Config    config.Config
+	Logger    *slog.Logger
+	Store     *models.Store
+	Temporal  client.Client
+	Chats     *chatcmd.Client
+	Providers *channels.Registry
+	Services  *service.Services
+
+	ownsTemporal bool
+}
+
+// Option adjusts how an App is built.
+type Option func(*App)
+
+// WithTemporal uses a Temporal client the caller owns (tests share one).
+func WithTemporal(tc client.Client) Option {
+	return func(a *App) { a.Temporal = tc }
+}
+
+// New builds omnichat from its configuration. It connects to nothing yet:
+// a database or Temporal that is away is waited for when work starts.
+func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
+	a := &App{Config: cfg, Logger: logger}
+	for _, o := range opts {
+		o(a)
+	}
+	db, err := models.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a.Store = models.NewStore(db)
+	if a.Temporal == nil {
+		a.Temporal, err = client.NewLazyClient(client.Options{
+			HostPort:  cfg.TemporalAddress,
+			Namespace: cfg.TemporalNamespace,
+			Logger:    tlog.NewStructuredLogger(logger),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("client for Temporal at %s: %w", cfg.TemporalAddress, err)
+		}
+		a.ownsTemporal = true
+	}
+	a.Chats = chatcmd.New(a.Temporal, cfg.TaskQueue)
+	if a.Providers, err = providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL); err != nil {
+		return nil, err
+	}
+	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats,
+		TemporalHealth: a.Chats.Health, Logger: logger})
+	return a, nil
+}
+
+// Close releases the database pool and, when the App made it, the Temporal client.
+func (a *App) Close() {
+	if a.ownsTemporal {
+		a.Temporal.Close()
+	}
+	a.Store.Close()
+}
+
+// Handler is the HTTP API.
+func (a *App) Handler() http.Handler {
+	return api.New(api.Deps{Services: a.Services, Logger: a.Logger, MaxBodyBytes: a.Config.MaxBodyBytes, MaxUploadBytes: a.Config.MaxUploadBytes,
+		RateLimitPerToken: a.Config.RateLimitPerToken, WebhookRateLimit: a.Config.WebhookRateLimit})
+}
+
+// activityGroups are the worker's activities, each group with the services it uses.
+func (a *App) activityGroups() []omniworker.Group {
+	s := a.Services
+	return []omniworker.Group{
+		&activities.Conversation{Chats: s.Chats, Channels: s.Channels},
+		&activities.Delivery{Chats: s.Chats, Channels: s.Channels},
+		&activities.Media{Chats: s.Chats, Channels: s.Channels},
+		&activities.Dispatching{Routing: s.Routing},
+	}
+}
+
+// Worker is a started Temporal worker with the routing workflow kept running.
+type Worker struct {
+	w    worker.Worker
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+// Stop stops the worker; running activities get the configured shutdown time.
+func (w *Worker) Stop() {
+	w.stop()
+	w.done.Wait()
+	w.w.Stop()
+}
+
+// StartWorker waits until PostgreSQL and Temporal answer (ctx ends the wait),
+// starts the worker, and keeps the routing workflow of its task queue running.
+func (a *App) StartWorker(ctx context.Context) (*Worker, error) {
+	if err := a.waitFor(ctx, "PostgreSQL", a.Store.Ping); err != nil {
+		return nil, err
+	}
+	if err := a.waitFor(ctx, "Temporal at "+a.Config.TemporalAddress, a.Chats.Health); err != nil {
+		return nil, err
+	}
+	w := omniworker.New(a.Temporal, a.activityGroups(), omniworker.Options{TaskQueue: a.Config.TaskQueue,
+		StickyCacheSize: a.Config.StickyCacheSize, Pollers: a.Config.WorkerPollers, StopTimeout: a.Config.ShutdownTimeout})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	ectx, stop := context.WithCancel(context.Background())
+	out := &Worker{w: w, stop: stop}
+	out.done.Add(1)
+	go func() {
+		defer out.done.Done()
+		a.keepRouting(ectx)
+	}()
+	return out, nil
+}
+
+// keepRouting starts the routing workflow and checks, now and then, that it runs.
+func (a *App) keepRouting(ctx context.Context) {
+	tick := time.NewTicker(ensureRoutingEvery)
+	defer tick.Stop()
+	for {
+		if err := a.Chats.EnsureRouting(ctx); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("routing workflow not started; retrying", "error", err, "in", ensureRoutingEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// waitFor retries check with backoff until it succeeds or ctx ends, saying
+// what it waits for.
+func (a *App) waitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	for delay := 500 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := check(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		a.Logger.Warn("waiting for "+what, "error", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}

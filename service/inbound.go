@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/google/uuid"
+
+	"github.com/omnichat/omnichat/channels"
+	"github.com/omnichat/omnichat/domain"
+)
+
+// ErrNoChallenge: the channel's provider has no GET verification.
+var ErrNoChallenge = errors.New("this channel has no GET verification")
+
+// Inbound receives the providers' webhooks.
+type Inbound struct {
+	channels *Channels
+	chats    *Chats
+	runtime  ChatRuntime
+	logger   *slog.Logger
+}
+
+// webhookChannel resolves the channel of a webhook path; a channel that is
+// unknown, or of another provider, or served by no provider here is ErrNotFound.
+func (i *Inbound) webhookChannel(ctx context.Context, provider string, channelID uuid.UUID) (*Channel, channels.Provider, error) {
+	ch, p, ok, err := i.channels.Provider(ctx, channelID)
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && (!ok || ch.Provider != provider)) {
+		return nil, nil, fmt.Errorf("no such channel: %w", domain.ErrNotFound)
+	}
+	return ch, p, err
+}
+
+// Challenge answers a provider's GET verification (Messenger's hub.challenge).
+func (i *Inbound) Challenge(ctx context.Context, provider string, channelID uuid.UUID, query url.Values) (string, error) {
+	ch, p, err := i.webhookChannel(ctx, provider, channelID)
+	if err != nil {
+		return "", err
+	}
+	v, ok := p.(channels.ChallengeVerifier)
+	if !ok {
+		return "", ErrNoChallenge
+	}
+	challenge, err := v.VerifyChallenge(Config(ch), query)
+	if err != nil {
+		return "", fmt.Errorf("verification token does not match: %w", domain.ErrForbidden)
+	}
+	return challenge, nil
+}
+
+// Receive authenticates a webhook on its raw body, parses it, and makes every
+// message and event in it durable: messages go to their chats' workflows
+// (which store them once), receipts, echoes and blocks are recorded directly.
+// It returns how many it accepted; an error means none may be assumed kept
+// and the provider must retry.
+func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.UUID, header http.Header, body []byte) (int, error) {
+	ch, p, err := i.webhookChannel(ctx, provider, channelID)
+	if err != nil {
+		return 0, err
+	}
+	cfg := Config(ch)
+	if err := p.VerifyWebhook(cfg, header, body); err != nil {
+		return 0, err
+	}
+	if !ch.Active {
+		return 0, fmt.Errorf("channel is inactive and takes no new messages: %w", domain.ErrConflict)
+	}
+	msgs, err := p.ParseWebhook(cfg, body)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
+		if !handled {
+			err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)
+		}
+	}
+	if a, ok := p.(channels.Acknowledger); ok {
+		for _, m := range msgs {
+			if m.ReplyToken == "" {
+				continue
+			}
+			if err := a.Acknowledge(ctx, cfg, m); err != nil {
+				i.logger.WarnContext(ctx, "interaction not acknowledged to the provider", "channel", ch.ID, "message", m.ExternalID, "error", err)
+			}
+		}
+	}
+	return len(msgs), nil
+}
