@@ -38,6 +38,7 @@ type Routing struct {
 	store   *models.Store
 	runtime ChatRuntime
 	logger  *slog.Logger
+	safety  time.Duration
 }
 
 // Decide turns a snapshot into offers with routing.Assign.
@@ -147,7 +148,7 @@ func (r *Routing) Run(ctx context.Context) error {
 		r.listen(ctx, poke)
 	}()
 	defer func() { <-listened }()
-	tick := time.NewTicker(safetyInterval)
+	tick := time.NewTicker(r.safety)
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, passTimeout)

@@ -9,6 +9,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -84,6 +85,9 @@ type Deps struct {
 	// TemporalHealth checks the Temporal frontend answers.
 	TemporalHealth func(ctx context.Context) error
 	Logger         *slog.Logger
+	// RoutingSafetyInterval is how often the dispatcher passes with no
+	// wake-up (0: every 5 s).
+	RoutingSafetyInterval time.Duration
 }
 
 // Services are every domain service, built once by the composition root.
@@ -117,7 +121,7 @@ func New(d Deps) *Services {
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
 		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
-		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger},
+		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval)},
 		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
 	}
 }

@@ -125,10 +125,14 @@ func NewDatabase(t testing.TB) (string, *models.Store) {
 // Stack is omnichat running in process against real Postgres and Temporal,
 // built by the same composition root as the binary.
 type Stack struct {
-	t         testing.TB
-	URL       string
-	App       *app.App
-	Store     *models.Store
+	t   testing.TB
+	URL string
+	App *app.App
+	// Store reaches the stack's database directly, for tests to inspect it.
+	Store *models.Store
+	// Database is the proxy omnichat reaches its database through, when
+	// Options.ProxyDatabase asked for one: cut it to take the database away.
+	Database  *Proxy
 	Temporal  client.Client
 	Chats     *chatcmd.Client
 	TaskQueue string
@@ -139,6 +143,8 @@ type Stack struct {
 type Options struct {
 	TelegramURL string
 	FacebookURL string
+	// ProxyDatabase puts a proxy the test can cut between omnichat and PostgreSQL.
+	ProxyDatabase bool
 }
 
 // NewStack starts API and worker on their own database and task queue, so
@@ -172,13 +178,19 @@ func Logger() *slog.Logger {
 // NewStackWith is NewStack with providers pointed at the given fakes.
 func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	t.Helper()
-	dsn, _ := NewDatabase(t)
+	dsn, store := NewDatabase(t)
+	var proxy *Proxy
+	if opts.ProxyDatabase {
+		u, _ := url.Parse(dsn)
+		proxy = StartProxy(t, u.Host)
+		dsn = proxy.DSN(dsn)
+	}
 	taskQueue := "omnichat-test-" + randomHex(4)
 	a, err := app.New(Config(dsn, taskQueue, opts), Logger(), app.WithTemporal(tc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stack{t: t, App: a, Store: a.Store, Temporal: tc, Chats: a.Chats, TaskQueue: taskQueue}
+	s := &Stack{t: t, App: a, Store: store, Database: proxy, Temporal: tc, Chats: a.Chats, TaskQueue: taskQueue}
 	s.StartWorker()
 	srv := httptest.NewServer(a.Handler())
 	s.URL = srv.URL
