@@ -16,8 +16,8 @@ import (
 	"github.com/omnichat/omnichat/activities"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
-	"github.com/omnichat/omnichat/workflows"
 	omniworker "github.com/omnichat/omnichat/worker"
+	"github.com/omnichat/omnichat/workflows"
 )
 
 var temporalClient client.Client
