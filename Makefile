@@ -47,8 +47,11 @@ lint-openapi: ## validate api/openapi.yaml (needs npm)
 workflowcheck: ## Temporal's determinism analyzer over the workflows
 	go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
 
-record-histories: temporal ## re-record the histories the replay tests replay (after an intended workflow change)
-	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories" \
+record-histories: temporal ## record a new set of histories for the replay tests: make record-histories SET=<release>
+	@test -n "$(SET)" || (echo "name the set: make record-histories SET=2026-12-my-change" && exit 2)
+	@test ! -e workflows/testdata/histories/$(SET) || (echo "workflows/testdata/histories/$(SET) exists; sets are never re-recorded" && exit 2)
+	mkdir -p workflows/testdata/histories/$(SET)
+	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories/$(SET)" \
 		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency|TelegramInbound|MessengerHandover' ./e2e
 
 FUZZTIME ?= 30s

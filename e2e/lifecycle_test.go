@@ -7,6 +7,7 @@ import (
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
+	"github.com/omnichat/omnichat/workflows"
 )
 
 // An admin sets everything up over HTTP; a customer writes; the chat is offered
@@ -63,7 +64,7 @@ func TestChatLifecycleThroughHTTP(t *testing.T) {
 		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
 	})
 	e.recordHistory("chat-lifecycle", "chat/"+ch+"/conv-1")
-	e.recordHistory("dispatch", "dispatch/"+e.TaskQueue)
+	e.recordHistory("routing", workflows.RoutingWorkflowID(e.TaskQueue))
 
 	e.must(200, e.inbound(ch, "conv-1", "m-2", "One more thing"), "inbound after close")
 	next := e.waitOffer(alice)
