@@ -29,6 +29,7 @@ type fakeTelegram struct {
 	photos    map[string][]map[string]any // user id -> sizes of the first photo
 	fileGets  []string
 	downloads int
+	answered  []string // callback query IDs answered
 }
 
 type tgSend struct {
@@ -138,6 +139,9 @@ func (f *fakeTelegram) serve(w http.ResponseWriter, r *http.Request) {
 		f.nextID++
 		chatID, _ := strconv.ParseInt(s.ChatID, 10, 64)
 		f.reply(w, map[string]any{"message_id": f.nextID, "date": time.Now().Unix(), "chat": map[string]any{"id": chatID, "type": "private"}, "text": s.Text})
+	case "answerCallbackQuery":
+		f.answered = append(f.answered, toString(p["callback_query_id"]))
+		f.reply(w, true)
 	case "getUserProfilePhotos":
 		sizes := f.photos[toString(p["user_id"])]
 		photos := [][]map[string]any{}
@@ -174,7 +178,8 @@ func (f *fakeTelegram) snapshot() fakeTelegram {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return fakeTelegram{calls: append([]string(nil), f.calls...), webhooks: append([]map[string]any(nil), f.webhooks...),
-		deletes: f.deletes, sends: append([]tgSend(nil), f.sends...), fileGets: append([]string(nil), f.fileGets...), downloads: f.downloads}
+		deletes: f.deletes, sends: append([]tgSend(nil), f.sends...), fileGets: append([]string(nil), f.fileGets...), downloads: f.downloads,
+		answered: append([]string(nil), f.answered...)}
 }
 
 func (f *fakeTelegram) failNextSend(e ...tgError) {

@@ -231,6 +231,24 @@ func TestMessengerHandoverProtocol(t *testing.T) {
 	if offered := e.chats(alice, "offered"); len(offered) != 0 {
 		t.Fatalf("a bot-owned chat was offered: %+v", offered)
 	}
+	// The queue's agents and admins (of any queue) see it, read-only.
+	if bots := e.chats(alice, "bot"); len(bots) != 1 || bots[0].AgentID != nil || bots[0].ContactName == "" {
+		t.Fatalf("the queue's agent lists bot-owned chats: %+v", bots)
+	}
+	adminSees := e.chats(agent{Token: e.admin}, "bot")
+	if len(adminSees) != 1 {
+		t.Fatalf("an admin who serves no queue lists bot-owned chats: %+v", adminSees)
+	}
+	var standby api.MessagePage
+	e.must(200, e.Do("GET", "/api/v1/chats/"+adminSees[0].ID.String()+"/messages", e.admin, nil), "admin reads a bot chat").Decode(t, &standby)
+	if len(standby.Items) != 1 {
+		t.Fatalf("the bot chat's conversation: %+v", standby.Items)
+	}
+	outsider := e.agent("outsider")
+	e.queue("Elsewhere", domain.RuleAvailableAgent, 0, outsider)
+	if bots := e.chats(outsider, "bot"); len(bots) != 0 {
+		t.Fatalf("an agent of another queue lists bot-owned chats: %+v", bots)
+	}
 	// The bot passes the thread to omnichat: routing starts.
 	pass := map[string]any{"sender": map[string]string{"id": "9200"}, "recipient": map[string]string{"id": fbPageID}, "timestamp": time.Now().UnixMilli(),
 		"pass_thread_control": map[string]any{"previous_owner_app_id": fbBotApp, "new_owner_app_id": fbOurApp, "metadata": "human requested"}}

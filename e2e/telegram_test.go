@@ -100,7 +100,7 @@ func TestTelegramChannelRegistration(t *testing.T) {
 	if wh["url"] != "https://chat.example.com/webhooks/telegram/"+ch.ID.String() || wh["secret_token"] != wantSecret {
 		t.Fatalf("setWebhook params: %+v", wh)
 	}
-	if fmt.Sprint(wh["allowed_updates"]) != "[message edited_message]" {
+	if fmt.Sprint(wh["allowed_updates"]) != "[message edited_message callback_query my_chat_member]" {
 		t.Fatalf("allowed_updates: %v", wh["allowed_updates"])
 	}
 	if bytes.Contains(e.Do("GET", "/api/v1/admin/channels/"+ch.ID.String(), e.admin, nil).Body, []byte(tgToken)) {

@@ -38,7 +38,19 @@ func TestParseFixtures(t *testing.T) {
 	}
 	msgs, err = p.ParseWebhook(cfg, fixture(t, "callback.json"))
 	if err != nil || len(msgs) != 0 {
-		t.Fatalf("an update type omnichat does not handle yields nothing: %v %v", msgs, err)
+		t.Fatalf("a button of an inline-mode message, outside any conversation, yields nothing: %v %v", msgs, err)
+	}
+	msgs, _ = p.ParseWebhook(cfg, fixture(t, "callback_button.json"))
+	if len(msgs) != 1 {
+		t.Fatalf("button: %+v", msgs)
+	}
+	if m := msgs[0]; m.ConversationID != "1111111" || m.ExternalID != "callback:4382bfdwdsb323b2d9" || m.Text != "[button] Yes, ship it" ||
+		m.SenderID != "1111111" || m.ReplyToken != "4382bfdwdsb323b2d9" || m.Event != "" {
+		t.Fatalf("button press must be the customer's message with the button's label: %+v", m)
+	}
+	msgs, _ = p.ParseWebhook(cfg, fixture(t, "blocked.json"))
+	if len(msgs) != 1 || msgs[0].Event != domain.EventBlocked || msgs[0].ConversationID != "1111111" || msgs[0].SenderID != "1111111" {
+		t.Fatalf("the customer blocking the bot: %+v", msgs)
 	}
 	if _, err := p.ParseWebhook(cfg, []byte(`{"update_id": "x"`)); err == nil {
 		t.Fatal("malformed JSON must be refused")
@@ -47,7 +59,7 @@ func TestParseFixtures(t *testing.T) {
 
 // FuzzParseWebhook: no input panics the parser, and what comes out is bounded by what went in.
 func FuzzParseWebhook(f *testing.F) {
-	for _, name := range []string{"text.json", "photo.json", "edited.json", "callback.json"} {
+	for _, name := range []string{"text.json", "photo.json", "edited.json", "callback.json", "callback_button.json", "blocked.json"} {
 		f.Add(fixture(f, name))
 	}
 	p, _ := New(DefaultBaseURL, nil)

@@ -38,7 +38,7 @@ const DefaultBaseURL = "https://api.telegram.org"
 const pace = time.Second
 
 // allowedUpdates are the update types omnichat handles.
-var allowedUpdates = []string{"message", "edited_message"}
+var allowedUpdates = []string{"message", "edited_message", "callback_query", "my_chat_member"}
 
 var tokenPattern = regexp.MustCompile(`^[0-9]{3,20}:[A-Za-z0-9_-]{20,100}$`)
 
@@ -190,12 +190,20 @@ func (p *Provider) VerifyWebhook(cfg channels.Config, header http.Header, _ []by
 	return nil
 }
 
-// ParseWebhook implements channels.Provider. Updates of other types and
-// messages from other bots yield nothing, so Telegram gets its 200.
+// ParseWebhook implements channels.Provider. A pressed button becomes a
+// message of its conversation; the customer blocking the bot (or allowing it
+// again) an event. Updates of other types and messages from other bots yield
+// nothing, so Telegram gets its 200.
 func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]domain.InboundMessage, error) {
 	var u Update
 	if err := json.Unmarshal(body, &u); err != nil {
 		return nil, fmt.Errorf("%w: %v", channels.ErrBadPayload, err)
+	}
+	switch {
+	case u.CallbackQuery != nil:
+		return buttonPressed(u.CallbackQuery), nil
+	case u.MyChatMember != nil:
+		return membershipChanged(u.UpdateID, u.MyChatMember), nil
 	}
 	m, edited := u.Message, false
 	if m == nil {
@@ -214,6 +222,65 @@ func (p *Provider) ParseWebhook(_ channels.Config, body []byte) ([]domain.Inboun
 	}
 	fillContent(&um, m)
 	return []domain.InboundMessage{um}, nil
+}
+
+// buttonPressed turns a press of a button under one of the bot's messages
+// into the customer's message "[button] <its label>". Its ReplyToken is the
+// query to answer, so the customer's button stops spinning.
+func buttonPressed(q *CallbackQuery) []domain.InboundMessage {
+	if q.Message == nil || q.Message.Chat.ID == 0 || q.From.IsBot || q.ID == "" {
+		return nil // a button of an inline-mode message: no conversation of ours
+	}
+	label := q.Data
+	if q.Message.ReplyMarkup != nil {
+		for _, row := range q.Message.ReplyMarkup.InlineKeyboard {
+			for _, b := range row {
+				if b.CallbackData == q.Data && b.Text != "" {
+					label = b.Text
+				}
+			}
+		}
+	}
+	return []domain.InboundMessage{{
+		ConversationID: strconv.FormatInt(q.Message.Chat.ID, 10),
+		ExternalID:     "callback:" + q.ID,
+		SenderID:       strconv.FormatInt(q.From.ID, 10),
+		SenderName:     displayName(&q.From),
+		Kind:           domain.KindText,
+		Text:           "[button] " + label,
+		ReplyToken:     q.ID,
+	}}
+}
+
+// membershipChanged reports a private chat's customer blocking the bot
+// ("kicked") or allowing it again ("member").
+func membershipChanged(updateID int64, c *ChatMemberUpdated) []domain.InboundMessage {
+	if c.Chat.Type != "private" || c.Chat.ID == 0 {
+		return nil
+	}
+	event := ""
+	switch c.NewChatMember.Status {
+	case "kicked":
+		event = domain.EventBlocked
+	case "member":
+		event = domain.EventUnblocked
+	default:
+		return nil
+	}
+	return []domain.InboundMessage{{
+		ConversationID: strconv.FormatInt(c.Chat.ID, 10),
+		ExternalID:     "member:" + strconv.FormatInt(updateID, 10),
+		SenderID:       strconv.FormatInt(c.From.ID, 10),
+		SenderName:     displayName(&c.From),
+		SentAt:         time.Unix(c.Date, 0).UTC(),
+		Event:          event,
+	}}
+}
+
+// Acknowledge implements channels.Acknowledger: it answers a pressed button's
+// callback query, which stops the spinner on the customer's button.
+func (p *Provider) Acknowledge(ctx context.Context, cfg channels.Config, m domain.InboundMessage) error {
+	return p.call(ctx, cfg.Secret, "answerCallbackQuery", map[string]any{"callback_query_id": m.ReplyToken}, nil)
 }
 
 func displayName(u *User) string {
