@@ -4,9 +4,8 @@ GOBIN ?= $(shell go env GOPATH)/bin
 TEMPORAL_VERSION := v1.5.1
 TEMPORAL ?= $(GOBIN)/temporal
 DATA_DIR ?= .data
-OMNICHAT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/omnichat?sslmode=disable
-OMNICHAT_TEMPORAL_ADDRESS ?= 127.0.0.1:7233
-export OMNICHAT_DATABASE_URL OMNICHAT_TEMPORAL_ADDRESS
+# Settings come from the environment and from .env, which bin/omnichat reads
+# itself: make and every command in another terminal see the same ones.
 
 .PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
 
@@ -19,18 +18,18 @@ $(TEMPORAL):
 
 temporal: $(TEMPORAL) ## install the pinned Temporal CLI if missing
 
-temporal-dev: temporal ## start the Temporal dev server unless one answers
-	@TEMPORAL="$(TEMPORAL)" DATA_DIR="$(DATA_DIR)" scripts/temporal-dev.sh
+temporal-dev: temporal build ## start a local Temporal dev server when OMNICHAT_TEMPORAL_ADDRESS is the local default and nothing answers
+	@TEMPORAL="$(TEMPORAL)" DATA_DIR="$(DATA_DIR)" OMNICHAT_TEMPORAL_ADDRESS="$$(bin/omnichat config OMNICHAT_TEMPORAL_ADDRESS)" scripts/temporal-dev.sh
 
 migrate: build ## create the database if missing and migrate it
 	bin/omnichat migrate
 
 run: temporal-dev migrate ## bring the whole service up (API + worker)
-	@echo "omnichat API on $${OMNICHAT_HTTP_ADDR:-:8080}; Temporal UI on http://127.0.0.1:8233"
-	@echo "first admin token: bin/omnichat admin create -email you@example.com"
+	@echo "omnichat API on $$(bin/omnichat config OMNICHAT_HTTP_ADDR); first admin token: make admin EMAIL=you@example.com"
 	bin/omnichat all
 
 admin: build ## create an admin and print a token: make admin EMAIL=you@example.com
+	@test -n "$(EMAIL)" || (echo "give the admin's email: make admin EMAIL=you@example.com" && exit 2)
 	bin/omnichat admin create -email "$(EMAIL)"
 
 test: temporal ## the whole suite against real PostgreSQL and a Temporal dev server

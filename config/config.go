@@ -2,8 +2,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -53,10 +56,41 @@ var Vars = []Var{
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks."},
 	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
+	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
 }
 
-func get(name string) string {
+// Effective lists every variable with the value omnichat uses, the
+// database password hidden.
+func Effective() ([]Var, error) {
+	file, err := readEnvFile()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Var, 0, len(Vars))
+	for _, v := range Vars {
+		value := file.get(v.Name)
+		if v.Name == "OMNICHAT_DATABASE_URL" {
+			if u, err := url.Parse(value); err == nil {
+				value = u.Redacted()
+			}
+		}
+		out = append(out, Var{Name: v.Name, Default: value, Description: v.Description})
+	}
+	return out, nil
+}
+
+// EnvFileVar names the file of settings omnichat reads besides the
+// environment; by default .env in the working directory, when it exists.
+const EnvFileVar = "OMNICHAT_ENV_FILE"
+
+// getter reads a setting: the environment first, then the env file, then the default.
+type getter map[string]string
+
+func (file getter) get(name string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	if v := file[name]; v != "" {
 		return v
 	}
 	for _, v := range Vars {
@@ -67,8 +101,47 @@ func get(name string) string {
 	return ""
 }
 
-// Load reads and validates the environment.
+// readEnvFile reads KEY=VALUE lines (blank lines and # comments skipped, an
+// "export " prefix and quotes around the value allowed), so that `make run`
+// and every `omnichat` command in another terminal agree on the settings.
+func readEnvFile() (getter, error) {
+	path, named := os.LookupEnv(EnvFileVar)
+	if !named || path == "" {
+		path = ".env"
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !named {
+		return getter{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvFileVar, err)
+	}
+	out := getter{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s line %d: want KEY=VALUE", path, i+1)
+		}
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
+			value = value[1 : len(value)-1]
+		}
+		out[strings.TrimSpace(key)] = value
+	}
+	return out, nil
+}
+
+// Load reads and validates the environment (and the env file).
 func Load() (Config, error) {
+	file, err := readEnvFile()
+	if err != nil {
+		return Config{}, err
+	}
+	get := file.get
 	c := Config{
 		HTTPAddr:          get("OMNICHAT_HTTP_ADDR"),
 		DatabaseURL:       get("OMNICHAT_DATABASE_URL"),
@@ -86,7 +159,6 @@ func Load() (Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, "OMNICHAT_LOG_FORMAT must be text or json")
 	}
-	var err error
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("OMNICHAT_MAX_BODY_BYTES"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		errs = append(errs, "OMNICHAT_MAX_BODY_BYTES must be a whole number of at least 1024")
 	}

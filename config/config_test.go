@@ -37,3 +37,25 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+// Settings in the env file apply; the environment overrides them.
+func TestLoadReadsTheEnvFile(t *testing.T) {
+	path := t.TempDir() + "/omnichat.env"
+	content := "# local settings\nexport OMNICHAT_DATABASE_URL=\"postgres://me@db.example:5433/chats?sslmode=disable\"\nOMNICHAT_HTTP_ADDR=:9090\n\nOMNICHAT_TASK_QUEUE='mine'\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvFileVar, path)
+	t.Setenv("OMNICHAT_TASK_QUEUE", "from-the-environment")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://me@db.example:5433/chats?sslmode=disable" || c.HTTPAddr != ":9090" || c.TaskQueue != "from-the-environment" {
+		t.Fatalf("config from the env file: %+v", c)
+	}
+	t.Setenv(EnvFileVar, path+".missing")
+	if _, err := Load(); err == nil {
+		t.Fatal("a named env file that does not exist must be an error")
+	}
+}

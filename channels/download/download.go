@@ -1,6 +1,12 @@
 // Package download fetches attachments from messenger providers safely: only
 // from the provider's own hosts, over http(s), never to a private address,
 // with a size cap and a media-type allow-list.
+//
+// One exception is deliberate: the host of the provider API base URL an
+// operator configured (OMNICHAT_TELEGRAM_API_URL, OMNICHAT_FACEBOOK_GRAPH_URL)
+// is trusted as configured, wherever it resolves, so a self-hosted Bot API
+// server on a private network works. Every other host, including any a
+// redirect leads to, must resolve to a public address.
 package download
 
 import (
@@ -37,9 +43,11 @@ var (
 
 // Policy says what may be fetched.
 type Policy struct {
-	// Hosts are trusted exactly (host or host:port), as configured for the
-	// provider's API; they may resolve to any address (tests use loopback fakes).
-	Hosts []string
+	// ConfiguredHosts are the hosts (host or host:port) of the provider API
+	// base URL the operator configured. They are trusted exactly and may
+	// resolve to any address, private and loopback included: the operator
+	// chose them (a self-hosted Bot API server; a local fake in tests).
+	ConfiguredHosts []string
 	// Suffixes are trusted domain suffixes (".fbcdn.net"); their addresses
 	// must be public.
 	Suffixes   []string
@@ -82,7 +90,7 @@ func New(p Policy) *Fetcher {
 }
 
 func (f *Fetcher) exact(hostport string) bool {
-	for _, h := range f.policy.Hosts {
+	for _, h := range f.policy.ConfiguredHosts {
 		if strings.EqualFold(h, hostport) {
 			return true
 		}
@@ -110,7 +118,8 @@ func (f *Fetcher) check(u *url.URL) error {
 	return fmt.Errorf("%s: %w", u.Host, ErrHostNotAllowed)
 }
 
-// dialContext marks connections to exactly trusted hosts, which may be private.
+// dialContext lets connections to configured hosts reach any address; all
+// others go through control, which refuses non-public ones.
 func (f *Fetcher) dialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, _ := net.SplitHostPort(addr)

@@ -59,7 +59,7 @@ func TestFetchPolicy(t *testing.T) {
 		}
 	}))
 	defer provider.Close()
-	f := New(Policy{Hosts: []string{hostOf(provider)}, Suffixes: []string{"localhost"}, MaxBytes: 1024})
+	f := New(Policy{ConfiguredHosts: []string{hostOf(provider)}, Suffixes: []string{"localhost"}, MaxBytes: 1024})
 	ctx := context.Background()
 
 	got, err := f.Get(ctx, provider.URL+"/ok.png", nil)

@@ -63,7 +63,7 @@ func New(graphURL string, client *http.Client) (*Provider, error) {
 	}
 	return &Provider{graph: strings.TrimRight(graphURL, "/"), client: client,
 		// Attachments and profile pictures come from Meta's CDNs, or from the configured Graph host.
-		fetcher: download.New(download.Policy{Hosts: []string{u.Host}, Suffixes: []string{".fbcdn.net", ".fbsbx.com", ".facebook.com"}})}, nil
+		fetcher: download.New(download.Policy{ConfiguredHosts: []string{u.Host}, Suffixes: []string{".fbcdn.net", ".fbsbx.com", ".facebook.com"}})}, nil
 }
 
 // Name implements channels.Provider.

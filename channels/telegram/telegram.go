@@ -59,7 +59,7 @@ func New(baseURL string, client *http.Client) (*Provider, error) {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	return &Provider{base: strings.TrimRight(baseURL, "/"), client: client,
-		fetcher: download.New(download.Policy{Hosts: []string{u.Host}})}, nil
+		fetcher: download.New(download.Policy{ConfiguredHosts: []string{u.Host}})}, nil
 }
 
 // Name implements channels.Provider.

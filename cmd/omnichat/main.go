@@ -25,11 +25,14 @@ Commands:
   migrate        create the database if missing and apply migrations
   admin create   create an admin user and print their first API token
                  flags: -name NAME -email EMAIL
+  config [NAME]  print the settings in effect (environment, then the env
+                 file, then defaults), or the value of one
   bench          load-test a running stack through the API channel webhook
                  (see "omnichat bench -h")
   help           show this help
 
-Configuration comes from environment variables:
+Configuration comes from environment variables, and from the env file
+(.env in the working directory) for those the environment does not set:
 `
 
 func printUsage() {
@@ -62,6 +65,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return nil
 	case "bench":
 		return runBench(ctx, args)
+	case "config":
+		return printConfig(args)
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -85,4 +90,25 @@ func run(ctx context.Context, cmd string, args []string) error {
 	}
 	printUsage()
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// printConfig prints the settings in effect, or one setting's value.
+func printConfig(args []string) error {
+	vars, err := config.Effective()
+	if err != nil {
+		return err
+	}
+	for _, v := range vars {
+		switch {
+		case len(args) == 0:
+			fmt.Printf("%s=%s\n", v.Name, v.Default)
+		case args[0] == v.Name:
+			fmt.Println(v.Default)
+			return nil
+		}
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("no setting %s; omnichat config lists them", args[0])
+	}
+	return nil
 }
