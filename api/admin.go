@@ -44,6 +44,26 @@ func respond[T any](c *gin.Context, status int, v T, err error) {
 	c.JSON(status, v)
 }
 
+// listAll answers GET on a collection of any admin resource.
+func listAll[T, D any](c *gin.Context, load func(context.Context) ([]T, error), dto func(*T) D) {
+	vs, err := load(c.Request.Context())
+	respond(c, http.StatusOK, mapSlice(vs, dto), err)
+}
+
+// createOne answers POST on a collection: bind the body into R, then create.
+func createOne[R, T, D any](c *gin.Context, create func(context.Context, *R) (*T, error), dto func(*T) D) {
+	var req R
+	if !bindJSON(c, &req) {
+		return
+	}
+	v, err := create(c.Request.Context(), &req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, dto(v))
+}
+
 // getOne answers GET /{id} for any admin resource.
 func getOne[T, D any](c *gin.Context, load func(context.Context, uuid.UUID) (*T, error), dto func(*T) D) {
 	id, ok := idParam(c, "id")

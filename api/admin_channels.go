@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -13,22 +12,12 @@ import (
 
 func (s *server) channelRoutes(g *gin.RouterGroup) {
 	chans := s.svc.Channels
-	g.GET("/channels", func(c *gin.Context) {
-		cs, err := chans.List(c.Request.Context())
-		respond(c, http.StatusOK, mapSlice(cs, s.channelDTO), err)
-	})
+	g.GET("/channels", func(c *gin.Context) { listAll(c, chans.List, s.channelDTO) })
 	g.POST("/channels", func(c *gin.Context) {
-		var req CreateChannelDTO
-		if !bindJSON(c, &req) {
-			return
-		}
-		ch, err := chans.Create(c.Request.Context(), service.NewChannel{Provider: req.Provider, Name: req.Name, Active: req.Active,
-			QueueID: req.QueueID, Secret: req.Secret, Settings: req.Settings})
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		c.JSON(http.StatusCreated, s.channelDTO(ch))
+		createOne(c, func(ctx context.Context, req *CreateChannelDTO) (*service.Channel, error) {
+			return chans.Create(ctx, service.NewChannel{Provider: req.Provider, Name: req.Name, Active: req.Active,
+				QueueID: req.QueueID, Secret: req.Secret, Settings: req.Settings})
+		}, s.channelDTO)
 	})
 	g.GET("/channels/:id", func(c *gin.Context) { getOne(c, chans.Get, s.channelDTO) })
 	g.PATCH("/channels/:id", func(c *gin.Context) {

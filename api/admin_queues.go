@@ -13,21 +13,11 @@ import (
 
 func (s *server) queueRoutes(g *gin.RouterGroup) {
 	queues := s.svc.Queues
-	g.GET("/queues", func(c *gin.Context) {
-		qs, err := queues.List(c.Request.Context())
-		respond(c, http.StatusOK, mapSlice(qs, queueDTO), err)
-	})
+	g.GET("/queues", func(c *gin.Context) { listAll(c, queues.List, queueDTO) })
 	g.POST("/queues", func(c *gin.Context) {
-		var req CreateQueueDTO
-		if !bindJSON(c, &req) {
-			return
-		}
-		q, err := queues.Create(c.Request.Context(), service.NewQueue{Name: req.Name, RoutingRule: req.RoutingRule, CompletionTimeoutMinutes: req.CompletionTimeoutMinutes})
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		c.JSON(http.StatusCreated, queueDTO(q))
+		createOne(c, func(ctx context.Context, req *CreateQueueDTO) (*service.Queue, error) {
+			return queues.Create(ctx, service.NewQueue{Name: req.Name, RoutingRule: req.RoutingRule, CompletionTimeoutMinutes: req.CompletionTimeoutMinutes})
+		}, queueDTO)
 	})
 	g.GET("/queues/:id", func(c *gin.Context) { getOne(c, queues.Get, queueDTO) })
 	g.PATCH("/queues/:id", func(c *gin.Context) {

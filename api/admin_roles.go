@@ -13,21 +13,11 @@ import (
 
 func (s *server) roleRoutes(g *gin.RouterGroup) {
 	users := s.svc.Users
-	g.GET("/roles", func(c *gin.Context) {
-		rs, err := users.Roles(c.Request.Context())
-		respond(c, http.StatusOK, mapSlice(rs, roleDTO), err)
-	})
+	g.GET("/roles", func(c *gin.Context) { listAll(c, users.Roles, roleDTO) })
 	g.POST("/roles", func(c *gin.Context) {
-		var req CreateRoleDTO
-		if !bindJSON(c, &req) {
-			return
-		}
-		r, err := users.CreateRole(c.Request.Context(), service.NewRole{Name: req.Name, CanManageChats: req.CanManageChats})
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		c.JSON(http.StatusCreated, roleDTO(r))
+		createOne(c, func(ctx context.Context, req *CreateRoleDTO) (*service.Role, error) {
+			return users.CreateRole(ctx, service.NewRole{Name: req.Name, CanManageChats: req.CanManageChats})
+		}, roleDTO)
 	})
 	g.GET("/roles/:id", func(c *gin.Context) { getOne(c, users.Role, roleDTO) })
 	g.PATCH("/roles/:id", func(c *gin.Context) {

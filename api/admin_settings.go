@@ -13,10 +13,7 @@ import (
 
 func (s *server) settingRoutes(g *gin.RouterGroup) {
 	settings := s.svc.Settings
-	g.GET("/settings", func(c *gin.Context) {
-		vs, err := settings.List(c.Request.Context())
-		respond(c, http.StatusOK, mapSlice(vs, settingDTO), err)
-	})
+	g.GET("/settings", func(c *gin.Context) { listAll(c, settings.List, settingDTO) })
 	g.GET("/settings/:code", func(c *gin.Context) {
 		v, err := settings.Get(c.Request.Context(), c.Param("code"))
 		respond(c, http.StatusOK, settingDTO(&v), err)

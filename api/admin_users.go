@@ -13,11 +13,12 @@ import (
 
 func (s *server) userRoutes(g *gin.RouterGroup) {
 	users := s.svc.Users
-	g.GET("/users", func(c *gin.Context) {
-		us, err := users.List(c.Request.Context())
-		respond(c, http.StatusOK, mapSlice(us, userDTO), err)
+	g.GET("/users", func(c *gin.Context) { listAll(c, users.List, userDTO) })
+	g.POST("/users", func(c *gin.Context) {
+		createOne(c, func(ctx context.Context, req *CreateUserDTO) (*service.User, error) {
+			return users.Create(ctx, service.NewUser{Name: req.Name, Email: req.Email, CanManageChats: req.CanManageChats})
+		}, userDTO)
 	})
-	g.POST("/users", s.createUser)
 	g.GET("/users/:id", func(c *gin.Context) { getOne(c, users.Get, userDTO) })
 	g.PATCH("/users/:id", func(c *gin.Context) {
 		patchOne(c, func(ctx context.Context, id uuid.UUID, req *PatchUserDTO) (*service.User, error) {
@@ -59,19 +60,6 @@ type PatchUserDTO struct {
 	Email          *string `json:"email" binding:"omitempty,email,max=320"`
 	CanManageChats *bool   `json:"can_manage_chats"`
 	Status         *string `json:"status" binding:"omitempty,oneof=active inactive"`
-}
-
-func (s *server) createUser(c *gin.Context) {
-	var req CreateUserDTO
-	if !bindJSON(c, &req) {
-		return
-	}
-	u, err := s.svc.Users.Create(c.Request.Context(), service.NewUser{Name: req.Name, Email: req.Email, CanManageChats: req.CanManageChats})
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, userDTO(u))
 }
 
 // TokenDTO is a token's metadata; Token is set only in the answer that creates it.

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,17 +23,7 @@ import (
 
 var temporalClient client.Client
 
-func TestMain(m *testing.M) {
-	srv, err := testenv.StartTemporal()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Temporal dev server:", err)
-		os.Exit(1)
-	}
-	temporalClient = srv.Client()
-	code := m.Run()
-	_ = srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithTemporal(m, &temporalClient) }
 
 const channelSecret = "test-channel-secret-0123456789"
 

@@ -46,15 +46,9 @@ type QueuePatch struct {
 // Update changes a queue.
 func (q *Queues) Update(ctx context.Context, id uuid.UUID, p QueuePatch) (*Queue, error) {
 	cols := map[string]any{}
-	if p.Name != nil {
-		cols["name"] = *p.Name
-	}
-	if p.RoutingRule != nil {
-		cols["routing_rule"] = *p.RoutingRule
-	}
-	if p.CompletionTimeoutMinutes != nil {
-		cols["completion_timeout_minutes"] = *p.CompletionTimeoutMinutes
-	}
+	setIf(cols, "name", p.Name)
+	setIf(cols, "routing_rule", p.RoutingRule)
+	setIf(cols, "completion_timeout_minutes", p.CompletionTimeoutMinutes)
 	if p.ClearCompletionTimeout {
 		cols["completion_timeout_minutes"] = nil
 	}

@@ -149,3 +149,10 @@ func wakeRoutingAfter(ctx context.Context, store *models.Store, change func(tx *
 		return tx.WakeRouting(ctx)
 	})
 }
+
+// setIf records a patch's field in cols when the patch sets it.
+func setIf[T any](cols map[string]any, column string, v *T) {
+	if v != nil {
+		cols[column] = *v
+	}
+}

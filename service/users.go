@@ -67,19 +67,15 @@ type UserPatch struct {
 // Update changes a user. An agent made Active may take waiting chats, so
 // routing is woken with the change.
 func (u *Users) Update(ctx context.Context, id uuid.UUID, p UserPatch) (*User, error) {
-	cols := map[string]any{}
-	if p.Name != nil {
-		cols["name"] = *p.Name
-	}
 	if p.Email != nil {
-		cols["email"] = strings.ToLower(*p.Email)
+		email := strings.ToLower(*p.Email)
+		p.Email = &email
 	}
-	if p.CanManageChats != nil {
-		cols["can_manage_chats"] = *p.CanManageChats
-	}
-	if p.Status != nil {
-		cols["status"] = *p.Status
-	}
+	cols := map[string]any{}
+	setIf(cols, "name", p.Name)
+	setIf(cols, "email", p.Email)
+	setIf(cols, "can_manage_chats", p.CanManageChats)
+	setIf(cols, "status", p.Status)
 	var user *User
 	err := wakeRoutingAfter(ctx, u.store, func(tx *models.Store) (bool, error) {
 		var err error
@@ -139,12 +135,8 @@ type RolePatch struct {
 // UpdateRole changes a role.
 func (u *Users) UpdateRole(ctx context.Context, id uuid.UUID, p RolePatch) (*Role, error) {
 	cols := map[string]any{}
-	if p.Name != nil {
-		cols["name"] = *p.Name
-	}
-	if p.CanManageChats != nil {
-		cols["can_manage_chats"] = *p.CanManageChats
-	}
+	setIf(cols, "name", p.Name)
+	setIf(cols, "can_manage_chats", p.CanManageChats)
 	return u.store.UpdateRole(ctx, id, cols)
 }
 

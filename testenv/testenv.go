@@ -288,3 +288,17 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// MainWithTemporal runs a test binary's tests with a Temporal dev server of
+// its own, whose client it puts in tc; call it from TestMain.
+func MainWithTemporal(m *testing.M, tc *client.Client) {
+	srv, err := StartTemporal()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start Temporal dev server:", err)
+		os.Exit(1)
+	}
+	*tc = srv.Client()
+	code := m.Run()
+	_ = srv.Stop()
+	os.Exit(code)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,17 +21,7 @@ import (
 
 var temporalClient client.Client
 
-func TestMain(m *testing.M) {
-	srv, err := testenv.StartTemporal()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Temporal dev server:", err)
-		os.Exit(1)
-	}
-	temporalClient = srv.Client()
-	code := m.Run()
-	_ = srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithTemporal(m, &temporalClient) }
 
 // outage is a database that refuses every call for a while: each activity
 // of the chat's own records fails, retryably, until the outage is over.
