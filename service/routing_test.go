@@ -158,15 +158,15 @@ func TestRoutingSafetyPassCatchesWhatNoWakeupSaid(t *testing.T) {
 	chat := ingest("quiet", ch)
 	_, err := f.store.Ingest(f.ctx, chat)
 	f.must(err)
-	testenv.Eventually(t, 10*time.Second, "the chat is offered and its workflow told, despite one failed notification", func() bool {
-		_, ok := f.runtime.offers()[chat.ChatID]
-		return ok
+	// The workflow is told first and the row marked after, so wait for both.
+	testenv.Eventually(t, 10*time.Second, "the chat is offered, its workflow told and the offer recorded as told, despite one failed notification", func() bool {
+		if _, ok := f.runtime.offers()[chat.ChatID]; !ok {
+			return false
+		}
+		var notified bool
+		f.must(f.store.Raw(f.ctx, &notified, `SELECT offer_notified FROM chats WHERE id = ?`, chat.ChatID))
+		return notified
 	})
-	var notified bool
-	f.must(f.store.Raw(f.ctx, &notified, `SELECT offer_notified FROM chats WHERE id = ?`, chat.ChatID))
-	if !notified {
-		t.Fatal("the offer is not recorded as told")
-	}
 	if f.runtime.failures != 0 {
 		t.Fatal("the notification never failed: the test did not exercise a retry")
 	}
