@@ -55,6 +55,7 @@ func problem(c *gin.Context, status int, detail string, fields ...FieldError) {
 func fail(c *gin.Context, err error) {
 	var maxBytes *http.MaxBytesError
 	var perr *channels.PermanentError
+	var fields *domain.FieldsError
 	switch {
 	case errors.As(err, &maxBytes):
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit))
@@ -70,6 +71,16 @@ func fail(c *gin.Context, err error) {
 		problem(c, http.StatusConflict, err.Error())
 	case errors.Is(err, domain.ErrForbidden):
 		problem(c, http.StatusForbidden, err.Error())
+	case errors.As(err, &fields):
+		status := http.StatusUnprocessableEntity
+		if fields.BadRequest {
+			status = http.StatusBadRequest
+		}
+		fes := make([]FieldError, len(fields.Fields))
+		for i, f := range fields.Fields {
+			fes[i] = FieldError{Field: f.Field, Message: f.Message}
+		}
+		problem(c, status, fields.Error(), fes...)
 	case errors.Is(err, domain.ErrInvalid), errors.Is(err, channels.ErrInvalidConfig):
 		problem(c, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, channels.ErrBadSignature):
