@@ -187,4 +187,3 @@ func (a *Actions) RunNoCodeStep(ctx context.Context, req StepRequest) (map[strin
 	}
 	return out, nil
 }
-

@@ -193,8 +193,8 @@ func caseDTO(cs *service.Case) CaseDTO {
 
 // ListCasesQuery filters the cases list.
 type ListCasesQuery struct {
-	ContactID *uuid.UUID `form:"contact_id"`
-	ChatID    *uuid.UUID `form:"chat_id"`
+	ContactID string `form:"contact_id" binding:"omitempty,uuid"`
+	ChatID    string `form:"chat_id" binding:"omitempty,uuid"`
 	Limit     int        `form:"limit" binding:"omitempty,min=1,max=100"`
 }
 
@@ -206,6 +206,15 @@ func (s *server) listCases(c *gin.Context) {
 	if q.Limit == 0 {
 		q.Limit = 50
 	}
-	cs, err := s.svc.Cases.List(c.Request.Context(), principal(c), service.CaseFilter{ContactID: q.ContactID, ChatID: q.ChatID, Limit: q.Limit})
+	f := service.CaseFilter{ContactID: optionalID(q.ContactID), ChatID: optionalID(q.ChatID), Limit: q.Limit}
+	cs, err := s.svc.Cases.List(c.Request.Context(), principal(c), f)
 	respond(c, http.StatusOK, gin.H{"items": mapSlice(cs, caseDTO)}, err)
+}
+
+// optionalID parses a query parameter validated as a UUID; "" is none.
+func optionalID(s string) *uuid.UUID {
+	if id, err := uuid.Parse(s); err == nil {
+		return &id
+	}
+	return nil
 }

@@ -16,7 +16,7 @@ import (
 
 // Action is a chat action: a workflow of any worker, a no-code definition, or a built-in.
 type Action struct {
-	ID           uuid.UUID  `gorm:"type:uuid;primaryKey"`
+	ID           uuid.UUID `gorm:"type:uuid;primaryKey"`
 	Caption      string
 	QueueID      *uuid.UUID `gorm:"type:uuid"`
 	Enabled      bool

@@ -295,6 +295,10 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
+// TemporalAddress is the host:port of the dev server MainWithTemporal
+// started, for programs a test runs as processes of their own.
+var TemporalAddress string
+
 // MainWithTemporal runs a test binary's tests with a Temporal dev server of
 // its own, whose client it puts in tc; call it from TestMain.
 func MainWithTemporal(m *testing.M, tc *client.Client) {
@@ -304,6 +308,7 @@ func MainWithTemporal(m *testing.M, tc *client.Client) {
 		os.Exit(1)
 	}
 	*tc = srv.Client()
+	TemporalAddress = srv.FrontendHostPort()
 	code := m.Run()
 	_ = srv.Stop()
 	os.Exit(code)
