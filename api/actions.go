@@ -195,7 +195,7 @@ func caseDTO(cs *service.Case) CaseDTO {
 type ListCasesQuery struct {
 	ContactID string `form:"contact_id" binding:"omitempty,uuid"`
 	ChatID    string `form:"chat_id" binding:"omitempty,uuid"`
-	Limit     int        `form:"limit" binding:"omitempty,min=1,max=100"`
+	Limit     int    `form:"limit" binding:"omitempty,min=1,max=100"`
 }
 
 func (s *server) listCases(c *gin.Context) {
