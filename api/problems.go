@@ -65,22 +65,24 @@ func fail(c *gin.Context, err error) {
 		problem(c, http.StatusServiceUnavailable, "omnichat cannot do this right now (a database or workflow engine is unavailable); retry later")
 	case errors.Is(err, service.ErrNoChallenge):
 		problem(c, http.StatusMethodNotAllowed, err.Error())
-	case errors.Is(err, domain.ErrNotFound):
-		problem(c, http.StatusNotFound, err.Error())
-	case errors.Is(err, domain.ErrConflict):
-		problem(c, http.StatusConflict, err.Error())
-	case errors.Is(err, domain.ErrForbidden):
-		problem(c, http.StatusForbidden, err.Error())
 	case errors.As(err, &fields):
 		status := http.StatusUnprocessableEntity
 		if fields.BadRequest {
 			status = http.StatusBadRequest
+		} else if fields.Conflict {
+			status = http.StatusConflict
 		}
 		fes := make([]FieldError, len(fields.Fields))
 		for i, f := range fields.Fields {
 			fes[i] = FieldError{Field: f.Field, Message: f.Message}
 		}
 		problem(c, status, fields.Error(), fes...)
+	case errors.Is(err, domain.ErrNotFound):
+		problem(c, http.StatusNotFound, err.Error())
+	case errors.Is(err, domain.ErrConflict):
+		problem(c, http.StatusConflict, err.Error())
+	case errors.Is(err, domain.ErrForbidden):
+		problem(c, http.StatusForbidden, err.Error())
 	case errors.Is(err, domain.ErrInvalid), errors.Is(err, channels.ErrInvalidConfig):
 		problem(c, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, channels.ErrBadSignature):

@@ -34,12 +34,13 @@ type FieldProblem struct {
 	Message string
 }
 
-// FieldsError is a refusal that names the fields at fault. It is ErrInvalid;
-// BadRequest asks for 400 (a document that cannot be used as sent) rather
-// than 422.
+// FieldsError is a refusal that names the fields at fault. It is ErrInvalid
+// (422); BadRequest asks for 400 (a document that cannot be used as sent),
+// Conflict for 409 (the value is taken).
 type FieldsError struct {
 	Fields     []FieldProblem
 	BadRequest bool
+	Conflict   bool
 }
 
 func (e *FieldsError) Error() string {
@@ -50,8 +51,13 @@ func (e *FieldsError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// Unwrap makes a FieldsError an ErrInvalid.
-func (e *FieldsError) Unwrap() error { return ErrInvalid }
+// Unwrap makes a FieldsError an ErrInvalid, or an ErrConflict.
+func (e *FieldsError) Unwrap() error {
+	if e.Conflict {
+		return ErrConflict
+	}
+	return ErrInvalid
+}
 
 // InvalidField is a FieldsError about one field (422).
 func InvalidField(field, message string) error {

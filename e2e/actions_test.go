@@ -400,7 +400,10 @@ func TestActionDefinitionsValidated(t *testing.T) {
 		t.Fatalf("errors: %+v", p.Errors)
 	}
 	e.must(422, e.Do("POST", "/api/v1/admin/actions", e.admin, map[string]any{"caption": "x"}), "nothing to run")
-	e.must(409, e.Do("POST", "/api/v1/admin/actions", e.admin, map[string]any{"caption": "create CASE", "workflow_type": "W", "task_queue": "q"}), "caption taken")
+	e.must(409, e.Do("POST", "/api/v1/admin/actions", e.admin, map[string]any{"caption": "create CASE", "workflow_type": "W", "task_queue": "q"}), "caption taken").Decode(t, &p)
+	if p.Errors[0].Field != "caption" {
+		t.Fatalf("errors: %+v", p.Errors)
+	}
 	if n := e.count(`SELECT count(*) FROM actions`); n != 1 {
 		t.Fatalf("refused actions were stored: %d", n)
 	}

@@ -108,7 +108,15 @@ func (a *Actions) Create(ctx context.Context, in NewAction) (*Action, error) {
 	if act.Kind == "" {
 		return nil, &domain.FieldsError{Fields: []domain.FieldProblem{{Field: "workflow_type", Message: "give a workflow (workflow_type and task_queue) or a no-code definition (nocode)"}}}
 	}
-	return act, a.store.CreateAction(ctx, act)
+	return act, captionTaken(a.store.CreateAction(ctx, act))
+}
+
+// captionTaken names the caption when the store refuses a duplicate in the queue.
+func captionTaken(err error) error {
+	if errors.Is(err, domain.ErrConflict) {
+		return &domain.FieldsError{Conflict: true, Fields: []domain.FieldProblem{{Field: "caption", Message: "is used by another action of this queue"}}}
+	}
+	return err
 }
 
 // Update changes an action. The built-in action's caption, queue and
@@ -154,7 +162,8 @@ func (a *Actions) Update(ctx context.Context, id uuid.UUID, p ActionPatch) (*Act
 	if len(cols) == 0 {
 		return act, nil
 	}
-	return a.store.UpdateAction(ctx, id, cols)
+	act, err = a.store.UpdateAction(ctx, id, cols)
+	return act, captionTaken(err)
 }
 
 func cmpOr(a, b string) string {
