@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -61,7 +62,7 @@ func (a *Actions) RunStep(ctx context.Context, runID uuid.UUID, index int, outpu
 	render := func(field, text string) (string, error) {
 		out, err := nocode.Render(text, tc)
 		if err != nil {
-			return "", fmt.Errorf("step %d %s: %v: %w", index+1, field, err, domain.ErrInvalid)
+			return "", fmt.Errorf("%s: %v: %w", field, err, domain.ErrInvalid)
 		}
 		return out, nil
 	}
@@ -108,12 +109,12 @@ func (a *Actions) RunStep(ctx context.Context, runID uuid.UUID, index int, outpu
 		}
 		return map[string]string{"value": value}, a.store.SetContactField(ctx, chat.ContactID, step.Field, value)
 	case nocode.StepHTTP:
-		return a.httpStep(ctx, index, step, tc, key, render)
+		return a.httpStep(ctx, step, tc, key, render)
 	}
 	return nil, fmt.Errorf("step %d type %q is not carried out by an activity: %w", index+1, step.Type, domain.ErrInvalid)
 }
 
-func (a *Actions) httpStep(ctx context.Context, index int, step nocode.Step, tc *nocode.Context, key string,
+func (a *Actions) httpStep(ctx context.Context, step nocode.Step, tc *nocode.Context, key string,
 	render func(field, text string) (string, error)) (map[string]string, error) {
 	u, err := render("url", step.URL)
 	if err != nil {
@@ -127,27 +128,31 @@ func (a *Actions) httpStep(ctx context.Context, index int, step nocode.Step, tc 
 	}
 	if step.Body != nil {
 		if req.Body, err = nocode.RenderBody(step.Body, tc); err != nil {
-			return nil, fmt.Errorf("step %d body: %v: %w", index+1, err, domain.ErrInvalid)
+			return nil, fmt.Errorf("body: %v: %w", err, domain.ErrInvalid)
 		}
 	}
 	resp, err := a.caller.Do(ctx, req)
 	if errors.Is(err, nocode.ErrRefused) {
-		return nil, fmt.Errorf("step %d: %v: %w", index+1, err, domain.ErrForbidden)
+		return nil, fmt.Errorf("%v: %w", err, domain.ErrForbidden)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("step %d: %s %s: %w", index+1, step.Method, u, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is said once
+		}
+		return nil, fmt.Errorf("%s %s: %w", step.Method, u, err)
 	}
 	if resp.Status >= 400 && resp.Status < 500 && resp.Status != 408 && resp.Status != 429 {
-		return nil, fmt.Errorf("step %d: %s %s answered %d: %w", index+1, step.Method, u, resp.Status, domain.ErrInvalid)
+		return nil, fmt.Errorf("%s %s answered %d: %w", step.Method, u, resp.Status, domain.ErrInvalid)
 	}
 	if resp.Status >= 400 {
-		return nil, fmt.Errorf("step %d: %s %s answered %d", index+1, step.Method, u, resp.Status)
+		return nil, fmt.Errorf("%s %s answered %d", step.Method, u, resp.Status)
 	}
 	out := map[string]string{"status": strconv.Itoa(resp.Status)}
 	for _, k := range step.Keep {
 		v, ok := nocode.Pick(resp.JSON, k)
 		if !ok {
-			return nil, fmt.Errorf("step %d: the answer has no field %s: %w", index+1, k, domain.ErrInvalid)
+			return nil, fmt.Errorf("the answer of %s %s has no field %s: %w", step.Method, u, k, domain.ErrInvalid)
 		}
 		out[k] = v
 	}
