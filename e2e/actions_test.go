@@ -274,7 +274,7 @@ func AlwaysRefuses(ctx workflow.Context, _ workflows.ActionInput) (string, error
 // A failing action workflow and a workflow type no worker serves are both
 // shown as failed (timed out) with a readable reason; the chat stays as it was.
 func TestActionFailuresShownWhileTheChatStaysAsItWas(t *testing.T) {
-	e := adminEnv(t, testenv.NewStackWith(t, temporalClient, testenv.Options{ActionStartTimeout: 3 * time.Second}))
+	e := adminEnv(t, testenv.NewStackWith(t, temporalClient, testenv.Options{ActionStartTimeout: 8 * time.Second}))
 	failingQueue := "failing-" + e.TaskQueue
 	w := worker.New(temporalClient, failingQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(AlwaysRefuses, workflow.RegisterOptions{Name: "AlwaysRefuses"})
