@@ -341,6 +341,9 @@ func TestActionRunIdempotencyAndPermissions(t *testing.T) {
 		t.Fatalf("the same Idempotency-Key gave runs %s and %s", first.ID, second.ID)
 	}
 	e.waitRun(alice, chatID, first.ID.String(), 60*time.Second)
+	if again := e.runAction(alice, chatID, builtinCreateCase, "same-key"); again.ID != first.ID || again.Status != domain.RunCompleted {
+		t.Fatalf("the key sent again after the run finished: %+v", again)
+	}
 	if n := e.count(`SELECT count(*) FROM action_runs`); n != 1 {
 		t.Fatalf("%d runs, want 1", n)
 	}
