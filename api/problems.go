@@ -55,6 +55,7 @@ func problem(c *gin.Context, status int, detail string, fields ...FieldError) {
 func fail(c *gin.Context, err error) {
 	var maxBytes *http.MaxBytesError
 	var perr *channels.PermanentError
+	var fields *domain.FieldsError
 	switch {
 	case errors.As(err, &maxBytes):
 		problem(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit))
@@ -64,6 +65,18 @@ func fail(c *gin.Context, err error) {
 		problem(c, http.StatusServiceUnavailable, "omnichat cannot do this right now (a database or workflow engine is unavailable); retry later")
 	case errors.Is(err, service.ErrNoChallenge):
 		problem(c, http.StatusMethodNotAllowed, err.Error())
+	case errors.As(err, &fields):
+		status := http.StatusUnprocessableEntity
+		if fields.BadRequest {
+			status = http.StatusBadRequest
+		} else if fields.Conflict {
+			status = http.StatusConflict
+		}
+		fes := make([]FieldError, len(fields.Fields))
+		for i, f := range fields.Fields {
+			fes[i] = FieldError{Field: f.Field, Message: f.Message}
+		}
+		problem(c, status, fields.Error(), fes...)
 	case errors.Is(err, domain.ErrNotFound):
 		problem(c, http.StatusNotFound, err.Error())
 	case errors.Is(err, domain.ErrConflict):

@@ -79,6 +79,7 @@ func New(d Deps) http.Handler {
 	s.queueRoutes(admin)
 	s.channelRoutes(admin)
 	s.settingRoutes(admin)
+	s.actionRoutes(v1, admin)
 	return r
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -42,6 +43,7 @@ type App struct {
 	Services  *service.Services
 
 	ownsTemporal bool
+	interceptors []interceptor.WorkerInterceptor
 }
 
 // Option adjusts how an App is built.
@@ -50,6 +52,11 @@ type Option func(*App)
 // WithTemporal uses a Temporal client the caller owns (tests share one).
 func WithTemporal(tc client.Client) Option {
 	return func(a *App) { a.Temporal = tc }
+}
+
+// WithWorkerInterceptors wraps the worker's workflows and activities (tests inject faults).
+func WithWorkerInterceptors(is ...interceptor.WorkerInterceptor) Option {
+	return func(a *App) { a.interceptors = append(a.interceptors, is...) }
 }
 
 // New builds omnichat from its configuration. It connects to nothing yet:
@@ -76,10 +83,11 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 		a.ownsTemporal = true
 	}
 	a.Chats = chatcmd.New(a.Temporal, cfg.TaskQueue)
+	a.Chats.ActionStartTimeout = cfg.ActionStartTimeout
 	if a.Providers, err = providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL); err != nil {
 		return nil, err
 	}
-	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats,
+	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats, Actions: a.Chats,
 		TemporalHealth: a.Chats.Health, Logger: logger})
 	return a, nil
 }
@@ -106,6 +114,7 @@ func (a *App) activityGroups() []omniworker.Group {
 		&activities.Delivery{Chats: s.Chats, Channels: s.Channels},
 		&activities.Media{Chats: s.Chats, Channels: s.Channels},
 		&activities.Dispatching{Routing: s.Routing},
+		&activities.Actions{Actions: s.Actions, Cases: s.Cases, Workflows: a.Chats},
 	}
 }
 
@@ -133,7 +142,8 @@ func (a *App) StartWorker(ctx context.Context) (*Worker, error) {
 		return nil, err
 	}
 	w := omniworker.New(a.Temporal, a.activityGroups(), omniworker.Options{TaskQueue: a.Config.TaskQueue,
-		StickyCacheSize: a.Config.StickyCacheSize, Pollers: a.Config.WorkerPollers, StopTimeout: a.Config.ShutdownTimeout})
+		StickyCacheSize: a.Config.StickyCacheSize, Pollers: a.Config.WorkerPollers, StopTimeout: a.Config.ShutdownTimeout,
+		Interceptors: a.interceptors})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}

@@ -26,6 +26,9 @@ import (
 type Client struct {
 	tc        client.Client
 	taskQueue string
+	// ActionStartTimeout is how long an action's workflow has to be picked
+	// up by a worker before its run is failed (0: a minute).
+	ActionStartTimeout time.Duration
 }
 
 var _ service.ChatRuntime = (*Client)(nil)

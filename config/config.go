@@ -31,6 +31,9 @@ type Config struct {
 	StickyCacheSize   int
 	WorkerPollers     int
 	ShutdownTimeout   time.Duration
+	// ActionStartTimeout is how long a chat action's workflow has to be
+	// picked up by a worker before its run is failed.
+	ActionStartTimeout time.Duration
 }
 
 // Var documents one environment variable; the README table and --help come from this list.
@@ -56,6 +59,7 @@ var Vars = []Var{
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks."},
 	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
+	{"OMNICHAT_ACTION_START_TIMEOUT", "1m", "How long a chat action's workflow has to be picked up by a worker; a run whose workflow no worker serves is then failed (timed_out)."},
 	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
 }
 
@@ -179,6 +183,9 @@ func Load() (Config, error) {
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("OMNICHAT_SHUTDOWN_TIMEOUT")); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, "OMNICHAT_SHUTDOWN_TIMEOUT must be a Go duration such as 20s")
+	}
+	if c.ActionStartTimeout, err = time.ParseDuration(get("OMNICHAT_ACTION_START_TIMEOUT")); err != nil || c.ActionStartTimeout <= 0 {
+		errs = append(errs, "OMNICHAT_ACTION_START_TIMEOUT must be a Go duration such as 1m")
 	}
 	if c.DatabaseURL == "" || c.TemporalAddress == "" || c.TaskQueue == "" {
 		errs = append(errs, "OMNICHAT_DATABASE_URL, OMNICHAT_TEMPORAL_ADDRESS and OMNICHAT_TASK_QUEUE must not be empty")

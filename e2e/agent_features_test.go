@@ -237,7 +237,7 @@ func TestAdminChannelsTokensRolesAndSettings(t *testing.T) {
 	e.must(204, e.Do("POST", "/api/v1/admin/roles/"+role.ID.String()+"/members", e.admin, map[string]any{"user_id": bob.ID}), "member")
 	var settings []api.SettingDTO
 	e.must(200, e.Do("GET", "/api/v1/admin/settings", bob.Token, nil), "settings via role").Decode(t, &settings)
-	if len(settings) != 4 || settings[0].Code != models.SettingAcceptTimeout || settings[0].Value != "5" {
+	if len(settings) != len(models.SettingDefs) || settings[0].Code != models.SettingAcceptTimeout || settings[0].Value != "5" {
 		t.Fatalf("settings: %+v", settings)
 	}
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnichat/omnichat/domain"
@@ -15,10 +17,11 @@ import (
 
 // System setting codes.
 const (
-	SettingAcceptTimeout     = "OmniChatOperatorAcceptChatTimeout"
-	SettingSimultaneousChats = "SimultaneousChats"
-	SettingSiteURL           = "SiteUrl"
-	SettingNotificationSound = "OmniChatNotificationSound"
+	SettingAcceptTimeout       = "OmniChatOperatorAcceptChatTimeout"
+	SettingSimultaneousChats   = "SimultaneousChats"
+	SettingSiteURL             = "SiteUrl"
+	SettingNotificationSound   = "OmniChatNotificationSound"
+	SettingActionHTTPAllowList = "ActionHttpAllowList"
 )
 
 // SettingDef describes one system setting.
@@ -35,6 +38,7 @@ var SettingDefs = []SettingDef{
 	{SettingSimultaneousChats, "integer", "2", "Most chats one agent handles at once, across all channels (in progress plus pending offers)."},
 	{SettingSiteURL, "url", "", "Public base URL of omnichat; messenger webhooks are registered under it."},
 	{SettingNotificationSound, "file", "", "Audio file agents' panels play on a new chat; empty means the built-in sound."},
+	{SettingActionHTTPAllowList, "hosts", "", "Hosts (names or IPs, comma-separated) that no-code actions' HTTP steps may call although they are in a private, loopback or link-local network."},
 }
 
 // SettingDefByCode finds a setting definition.
@@ -71,10 +75,25 @@ func ValidateSetting(def SettingDef, v string) (string, error) {
 			return "", fmt.Errorf("%s must be an absolute http(s) URL: %w", def.Code, domain.ErrInvalid)
 		}
 		return v, nil
+	case "hosts":
+		var hosts []string
+		for _, h := range strings.Split(v, ",") {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if h == "" {
+				continue
+			}
+			if !hostPattern.MatchString(h) {
+				return "", fmt.Errorf("%s must list host names or IP addresses separated by commas (%q is neither): %w", def.Code, h, domain.ErrInvalid)
+			}
+			hosts = append(hosts, h)
+		}
+		return strings.Join(hosts, ","), nil
 	default:
 		return "", fmt.Errorf("%s is a file; upload it with its media type: %w", def.Code, domain.ErrInvalid)
 	}
 }
+
+var hostPattern = regexp.MustCompile(`^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[?[0-9a-f:.]+\]?$`)
 
 // GetSetting returns a setting's stored value or its default.
 func (s *Store) GetSetting(ctx context.Context, code string) (string, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/nocode"
 )
 
 // The rows services hand out, named here so callers need not import models.
@@ -82,6 +83,8 @@ type Deps struct {
 	Files     FileStorage // nil: Store
 	Providers *channels.Registry
 	Runtime   ChatRuntime
+	// Actions starts chat actions' runs.
+	Actions ActionRuntime
 	// TemporalHealth checks the Temporal frontend answers.
 	TemporalHealth func(ctx context.Context) error
 	Logger         *slog.Logger
@@ -101,6 +104,8 @@ type Services struct {
 	Inbound  *Inbound
 	Routing  *Routing
 	Health   *Health
+	Actions  *Actions
+	Cases    *Cases
 }
 
 // New builds the services.
@@ -113,7 +118,12 @@ func New(d Deps) *Services {
 	}
 	channelsSvc := &Channels{store: d.Store, providers: d.Providers, logger: d.Logger}
 	chats := &Chats{store: d.Store, files: d.Files, runtime: d.Runtime, channels: channelsSvc}
+	cases := &Cases{store: d.Store}
+	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases}
+	actions.caller = &nocode.Caller{AllowList: actions.allowList}
 	return &Services{
+		Actions:  actions,
+		Cases:    cases,
 		Users:    &Users{store: d.Store},
 		Agents:   &Agents{store: d.Store},
 		Queues:   &Queues{store: d.Store},

@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -25,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
@@ -145,6 +147,10 @@ type Options struct {
 	FacebookURL string
 	// ProxyDatabase puts a proxy the test can cut between omnichat and PostgreSQL.
 	ProxyDatabase bool
+	// ActionStartTimeout overrides how long an action's workflow has to start (0: 30 s).
+	ActionStartTimeout time.Duration
+	// WorkerInterceptors wrap the worker's workflows and activities.
+	WorkerInterceptors []interceptor.WorkerInterceptor
 }
 
 // NewStack starts API and worker on their own database and task queue, so
@@ -164,7 +170,7 @@ func Config(dsn, taskQueue string, opts Options) config.Config {
 	return config.Config{DatabaseURL: dsn, TaskQueue: taskQueue, TemporalNamespace: "default",
 		TelegramAPIURL: opts.TelegramURL, FacebookGraphURL: opts.FacebookURL,
 		MaxBodyBytes: 64 << 10, MaxUploadBytes: 256 << 10, RateLimitPerToken: 1000, WebhookRateLimit: 5000,
-		ShutdownTimeout: 5 * time.Second}
+		ShutdownTimeout: 5 * time.Second, ActionStartTimeout: cmp.Or(opts.ActionStartTimeout, 30*time.Second)}
 }
 
 // Logger is the tests' logger: silent unless OMNICHAT_TEST_LOG is set.
@@ -186,7 +192,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 		dsn = proxy.DSN(dsn)
 	}
 	taskQueue := "omnichat-test-" + randomHex(4)
-	a, err := app.New(Config(dsn, taskQueue, opts), Logger(), app.WithTemporal(tc))
+	a, err := app.New(Config(dsn, taskQueue, opts), Logger(), app.WithTemporal(tc), app.WithWorkerInterceptors(opts.WorkerInterceptors...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +295,10 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
+// TemporalAddress is the host:port of the dev server MainWithTemporal
+// started, for programs a test runs as processes of their own.
+var TemporalAddress string
+
 // MainWithTemporal runs a test binary's tests with a Temporal dev server of
 // its own, whose client it puts in tc; call it from TestMain.
 func MainWithTemporal(m *testing.M, tc *client.Client) {
@@ -298,6 +308,7 @@ func MainWithTemporal(m *testing.M, tc *client.Client) {
 		os.Exit(1)
 	}
 	*tc = srv.Client()
+	TemporalAddress = srv.FrontendHostPort()
 	code := m.Run()
 	_ = srv.Stop()
 	os.Exit(code)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -21,6 +22,8 @@ type Options struct {
 	Pollers int
 	// StopTimeout is how long a stopping worker lets running activities finish.
 	StopTimeout time.Duration
+	// Interceptors wrap the worker's workflows and activities (tests inject faults with them).
+	Interceptors []interceptor.WorkerInterceptor
 }
 
 // Group is an activity group: it registers its activities itself.
@@ -37,6 +40,7 @@ func New(tc client.Client, groups []Group, opts Options) worker.Worker {
 		MaxConcurrentWorkflowTaskPollers: opts.Pollers,
 		MaxConcurrentActivityTaskPollers: opts.Pollers,
 		WorkerStopTimeout:                opts.StopTimeout,
+		Interceptors:                     opts.Interceptors,
 	})
 	RegisterWorkflows(w)
 	for _, g := range groups {
@@ -53,4 +57,8 @@ func RegisterWorkflows(r interface {
 	r.RegisterWorkflowWithOptions(workflows.ChatWorkflow, workflow.RegisterOptions{Name: workflows.ChatWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RoutingWorkflow, workflow.RegisterOptions{Name: workflows.RoutingWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.DispatchWorkflow, workflow.RegisterOptions{Name: workflows.DispatchWorkflowName})
+	// Chat actions: a run's workflow, and the actions omnichat itself serves.
+	r.RegisterWorkflowWithOptions(workflows.ActionRunWorkflow, workflow.RegisterOptions{Name: workflows.ActionRunWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.CreateCaseFromChat, workflow.RegisterOptions{Name: workflows.CreateCaseFromChatName})
+	r.RegisterWorkflowWithOptions(workflows.NoCodeAction, workflow.RegisterOptions{Name: workflows.NoCodeActionName})
 }

@@ -151,3 +151,44 @@ type ChatResult struct {
 	AgentID string
 	QueueID string
 }
+
+// Chat actions. A run is carried out by ActionRunWorkflow on omnichat's task
+// queue, apart from the chat's workflow, so it outlives the chat and its
+// continue-as-new. It starts the action's own workflow (any worker, any SDK)
+// as an abandoned child with ActionInput.
+const (
+	ActionRunWorkflowName = "ActionRunWorkflow"
+	// CreateCaseFromChatName is the built-in "Create case" action.
+	CreateCaseFromChatName = domain.BuiltinCreateCase
+	// NoCodeActionName runs a no-code definition.
+	NoCodeActionName = domain.NoCodeWorkflow
+)
+
+// ActionRunWorkflowID is the workflow ID of a run: one workflow per run.
+func ActionRunWorkflowID(runID string) string { return "action-run/" + runID }
+
+// ActionWorkflowID is the workflow ID of a run's action workflow: a retry
+// never starts a second one. Built-in and no-code workflows read their run
+// from it.
+func ActionWorkflowID(runID string) string { return "action/" + runID }
+
+// ActionInput is the one argument of every action workflow. Its JSON field
+// names are fixed, so a workflow in any SDK binds it without omnichat's types.
+type ActionInput struct {
+	ChatID    string `json:"ChatId"`
+	ContactID string `json:"ContactId"`
+	ActionID  string `json:"ActionId"`
+	AgentID   string `json:"AgentId"`
+	QueueID   string `json:"QueueId"`
+	ChannelID string `json:"ChannelId"`
+}
+
+// ActionRunInput starts ActionRunWorkflow.
+type ActionRunInput struct {
+	RunID        string
+	WorkflowType string
+	TaskQueue    string
+	Input        ActionInput
+	// StartTimeout is how long the action's workflow has to be picked up by a worker.
+	StartTimeout time.Duration
+}
