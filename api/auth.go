@@ -13,9 +13,14 @@ import (
 
 const principalKey = "omnichat.principal"
 
-// authenticate resolves the bearer token: 401 without a valid one.
+// authenticate resolves the bearer token, or else the panel's session
+// cookie: 401 without a valid one.
 func (s *server) authenticate(c *gin.Context) {
 	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if session, err := c.Cookie(sessionCookie); !ok && err == nil && session != "" {
+		s.authenticateSession(c, session)
+		return
+	}
 	if !ok || token == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="omnichat"`)
 		problem(c, http.StatusUnauthorized, "missing bearer token")

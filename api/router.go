@@ -41,6 +41,7 @@ type server struct {
 	svc           *service.Services
 	tokenLimits   limiters
 	webhookLimits limiters
+	signIns       signInFailures
 }
 
 // New builds the HTTP handler.
@@ -79,6 +80,7 @@ func New(d Deps) http.Handler {
 	s.queueRoutes(admin)
 	s.channelRoutes(admin)
 	s.settingRoutes(admin)
+	s.panelRoutes(r, v1, admin)
 	return r
 }
 

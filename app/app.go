@@ -80,12 +80,14 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats,
-		TemporalHealth: a.Chats.Health, Logger: logger})
+		TemporalHealth: a.Chats.Health, Logger: logger, EventRetention: cfg.EventRetention,
+		EventStreamsPerUser: cfg.EventStreamsPerUser, SessionTTL: cfg.SessionTTL})
 	return a, nil
 }
 
 // Close releases the database pool and, when the App made it, the Temporal client.
 func (a *App) Close() {
+	a.Services.Events.Close()
 	if a.ownsTemporal {
 		a.Temporal.Close()
 	}

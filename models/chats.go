@@ -272,6 +272,10 @@ func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (boo
 			return res.Error
 		}
 		expired = true
+		// Read by the users trigger: the agent's status event says why.
+		if err := tx.Exec(`SELECT set_config('omnichat.status_reason', 'offer_expired', true)`).Error; err != nil {
+			return err
+		}
 		return tx.Model(&User{}).Where("id = ?", agentID).Updates(map[string]any{"status": domain.AgentInactive, "updated_at": time.Now().UTC()}).Error
 	})
 	return expired, err
