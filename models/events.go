@@ -81,7 +81,7 @@ func (s *Store) ReadEvents(ctx context.Context, v EventViewer, pos EventPos, lim
 		SELECT e.id, e.txid::text AS tx_id, e.type, e.chat_id, e.data, e.created_at, s.x::text AS xmin
 		FROM s LEFT JOIN LATERAL (
 			SELECT * FROM events e
-			WHERE (e.txid, e.id) > (@tx::xid8, @id) AND e.txid < s.x
+			WHERE (e.txid, e.id) > (CAST(@tx AS xid8), @id) AND e.txid < s.x
 			  AND (@admin OR @user = ANY (e.agent_ids)
 			       OR e.queue_ids && ARRAY(SELECT queue_id FROM queue_users WHERE user_id = @user
 			            UNION SELECT qr.queue_id FROM queue_roles qr JOIN role_members m ON m.role_id = qr.role_id WHERE m.user_id = @user))

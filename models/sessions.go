@@ -13,6 +13,14 @@ import (
 	"github.com/omnichat/omnichat/domain"
 )
 
+// Session is a web panel sign-in, kept by the hash of its cookie's value.
+type Session struct {
+	TokenHash []byte `gorm:"primaryKey"`
+	UserID    uuid.UUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 // SetPasswordHash stores a user's password hash and ends their sessions.
 func (s *Store) SetPasswordHash(ctx context.Context, userID uuid.UUID, hash string) error {
 	return s.Tx(ctx, func(tx *Store) error {
@@ -54,9 +62,8 @@ func (s *Store) CreateSession(ctx context.Context, userID uuid.UUID, expires tim
 		return "", fmt.Errorf("session: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)`,
-		hashToken(token), userID, expires).Error
-	if err != nil {
+	row := &Session{TokenHash: hashToken(token), UserID: userID, ExpiresAt: expires}
+	if err := s.db.WithContext(ctx).Create(row).Error; err != nil {
 		return "", fmt.Errorf("session: %w", err)
 	}
 	return token, nil

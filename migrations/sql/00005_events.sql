@@ -71,9 +71,13 @@ DECLARE
 BEGIN
     body := jsonb_build_object('chat_id', NEW.id, 'status', NEW.status, 'agent_id', NEW.agent_id,
         'queue_id', NEW.queue_id, 'close_reason', NEW.close_reason);
+    etype := CASE NEW.status
+        WHEN 'offered' THEN 'chat.offered'
+        WHEN 'in_progress' THEN 'chat.assigned'
+        WHEN 'closed' THEN 'chat.closed'
+        WHEN 'bot' THEN 'chat.bot'
+        ELSE CASE WHEN cardinality(new_q) > 0 THEN 'chat.offered' ELSE 'chat.waiting' END END;
     IF TG_OP = 'INSERT' THEN
-        etype := CASE WHEN cardinality(new_q) > 0 AND NEW.status = 'waiting' THEN 'chat.offered'
-                      WHEN NEW.status = 'bot' THEN 'chat.bot' ELSE 'chat.waiting' END;
         PERFORM omnichat_emit(etype, NEW.id, ARRAY[NEW.agent_id], new_q, body);
         RETURN NULL;
     END IF;
@@ -97,12 +101,6 @@ BEGIN
             PERFORM omnichat_emit(CASE WHEN OLD.status = 'waiting' THEN 'chat.offer_withdrawn' ELSE 'chat.unassigned' END,
                 NEW.id, '{}', old_q, body);
         END IF;
-        etype := CASE NEW.status
-            WHEN 'offered' THEN 'chat.offered'
-            WHEN 'in_progress' THEN 'chat.assigned'
-            WHEN 'closed' THEN 'chat.closed'
-            WHEN 'bot' THEN 'chat.bot'
-            ELSE CASE WHEN cardinality(new_q) > 0 THEN 'chat.offered' ELSE 'chat.waiting' END END;
         -- A closed chat is news to whoever last saw it.
         PERFORM omnichat_emit(etype, NEW.id,
             CASE WHEN NEW.status = 'closed' THEN ARRAY[NEW.agent_id, OLD.agent_id] ELSE ARRAY[NEW.agent_id] END,
