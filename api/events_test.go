@@ -400,7 +400,7 @@ func TestEventsOnlyToWhoMaySeeThem(t *testing.T) {
 	bs.none(0)
 	seen := map[string]bool{}
 	for len(seen) < 3 {
-		seen[ad.next(10*time.Second).Data["chat_id"].(string)] = true
+		seen[ad.next(10 * time.Second).Data["chat_id"].(string)] = true
 	}
 	if !seen[alicesChat] || !seen[waiting] || !seen[bobsChat] {
 		t.Fatalf("admin saw %v, want all three chats", seen)
