@@ -42,7 +42,20 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(principalKey, p)
+	c.Set(tokenKey, token)
 	c.Next()
+}
+
+const tokenKey = "omnichat.token"
+
+// reauthenticate checks again the credential a long request came with (an
+// event stream): the principal as it is now, or ErrNotFound once the token
+// was revoked or the session ended.
+func (s *server) reauthenticate(c *gin.Context) (*service.Principal, error) {
+	if session := c.GetString(sessionKey); session != "" {
+		return s.svc.Sessions.Authenticate(c.Request.Context(), session)
+	}
+	return s.svc.Users.Authenticate(c.Request.Context(), c.GetString(tokenKey))
 }
 
 func principal(c *gin.Context) *service.Principal {

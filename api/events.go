@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/service"
 )
 
@@ -73,7 +74,7 @@ func (s *server) streamEvents(c *gin.Context) {
 	if err := write(fmt.Appendf(nil, "retry: 2000\nid: %s\nevent: %s\ndata: {}\n\n", pos, first)); err != nil {
 		return
 	}
-	heartbeat := time.NewTicker(heartbeatEvery)
+	heartbeat := time.NewTicker(s.EventHeartbeat)
 	defer heartbeat.Stop()
 	poll := time.NewTicker(eventPollEvery)
 	defer poll.Stop()
@@ -107,6 +108,15 @@ func (s *server) streamEvents(c *gin.Context) {
 		case <-sub.Wake:
 		case <-poll.C:
 		case <-heartbeat.C:
+			// A stream lives longer than its credential may: it ends once the
+			// session or token has ended, and follows a changed permission.
+			np, err := s.reauthenticate(c)
+			if errors.Is(err, domain.ErrNotFound) {
+				return
+			}
+			if err == nil {
+				p = np
+			}
 			// A comment, and the position read up to: a client that saw no
 			// event for a long time resumes from here, not from before the
 			// retention window.

@@ -446,3 +446,76 @@ func TestEventsStreamsPerUserAreBounded(t *testing.T) {
 		return c.status == http.StatusOK
 	})
 }
+
+// The heartbeat keeps the stream's position current, and a stream ends once
+// its token is revoked.
+func TestEventsHeartbeatCarriesPositionAndEndsRevokedStreams(t *testing.T) {
+	f := newEventsFixture(t, service.Deps{})
+	svc, _ := f.replica(service.Deps{})
+	srv := httptest.NewServer(api.New(api.Deps{Services: svc, Logger: testenv.Logger(), MaxBodyBytes: 1 << 20,
+		RateLimitPerToken: 1000, WebhookRateLimit: 1000, EventHeartbeat: 200 * time.Millisecond}))
+	t.Cleanup(func() { svc.Events.Close(); srv.Close() })
+	agent, token := f.user(false, f.queue)
+	other, _ := f.user(false, f.queue)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var ready string
+	for l := range lines {
+		if strings.HasPrefix(l, "id: ") {
+			ready = strings.TrimPrefix(l, "id: ")
+		}
+		if l == "event: ready" {
+			break
+		}
+	}
+	// Events this agent may not see move the position the heartbeat reports.
+	f.chat(f.queue, "offered", &other)
+	var moved bool
+	deadline := time.After(10 * time.Second)
+	for !moved {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "id: ") {
+				pos := strings.TrimPrefix(l, "id: ")
+				if pos == ready {
+					t.Fatalf("heartbeat repeated the position %s", pos)
+				}
+				moved = true
+			}
+			if strings.HasPrefix(l, "event: ") {
+				t.Fatalf("got %q: another agent's chat", l)
+			}
+		case <-deadline:
+			t.Fatal("no heartbeat with a new position")
+		}
+	}
+	var tokenID string
+	if err := f.db.QueryRow(f.ctx, `SELECT id::text FROM api_tokens WHERE user_id = $1`, agent).Scan(&tokenID); err != nil {
+		t.Fatal(err)
+	}
+	f.exec(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, tokenID)
+	deadline = time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				return // the stream ended
+			}
+		case <-deadline:
+			t.Fatal("the stream of a revoked token did not end")
+		}
+	}
+}

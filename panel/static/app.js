@@ -128,8 +128,14 @@ function connect() {
   es.addEventListener('error', () => {
     streamUp(false);
     if (es.readyState === EventSource.CLOSED) {
-      // The server refused (signed out, restarting, too many tabs): try again.
-      setTimeout(() => { if (state.es === es && state.me) connect(); }, 3000);
+      // The server refused (signed out, restarting, too many tabs): try
+      // again while the session holds; a 401 shows the sign-in page.
+      setTimeout(() => {
+        if (state.es !== es || !state.me) return;
+        api('GET', '/api/v1/session').then(() => { if (state.es === es) connect(); }, (e) => {
+          if (e.status !== 401 && state.es === es) setTimeout(() => { if (state.es === es) connect(); }, 3000);
+        });
+      }, 3000);
     }
   });
   es.addEventListener('ready', (e) => {
