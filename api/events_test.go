@@ -519,3 +519,29 @@ func TestEventsHeartbeatCarriesPositionAndEndsRevokedStreams(t *testing.T) {
 		}
 	}
 }
+
+// An agent's status events say why: chosen by the agent, or an offer expired.
+func TestEventsAgentStatusSaysWhy(t *testing.T) {
+	f := newEventsFixture(t, service.Deps{})
+	agent, token := f.user(false, f.queue)
+	s := openStream(t, f.url, token, "")
+	s.next(10 * time.Second)
+	if err := f.svc.Agents.SetStatus(f.ctx, agent, "active"); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.next(10 * time.Second); e.Type != "agent.status" || e.Data["status"] != "active" || e.Data["reason"] != "set_by_agent" {
+		t.Fatalf("got %s %v, want agent.status active set_by_agent", e.Type, e.Data)
+	}
+	chat := f.chat(f.queue, "offered", &agent)
+	s.nextOf("chat.offered", chat, 10*time.Second)
+	if ok, err := f.store.ExpireOffer(f.ctx, uuid.MustParse(chat), agent); err != nil || !ok {
+		t.Fatalf("expire offer: %v %v", ok, err)
+	}
+	w := s.next(10 * time.Second)
+	if w.Type != "chat.offer_withdrawn" || w.Data["reason"] != "expired" || w.Data["chat_id"] != chat {
+		t.Fatalf("got %s %v, want the offer withdrawn as expired", w.Type, w.Data)
+	}
+	if e := s.next(10 * time.Second); e.Type != "agent.status" || e.Data["status"] != "inactive" || e.Data["reason"] != "offer_expired" {
+		t.Fatalf("got %s %v, want agent.status inactive offer_expired", e.Type, e.Data)
+	}
+}
