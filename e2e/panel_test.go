@@ -193,6 +193,34 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 	})
 	screenshot(t, ctx, "5-closed")
 
+	// The customer who arrived during the cut: accept, then transfer to Bob.
+	run(t, ctx, "accept the second chat", chromedp.Click(chromedp.CSS("#list-offered .accept")))
+	waitJS(t, ctx, 20*time.Second, "the second chat is open", `document.getElementById('conv-title').textContent === 'Customer c2' && !document.getElementById('conv-transfer').hidden`)
+	bob := e.agent("bob")
+	e.must(204, e.Do("POST", "/api/v1/admin/queues/"+q+"/agents", e.admin, map[string]any{"user_id": bob.ID}), "add bob")
+	e.activate(bob)
+	run(t, ctx, "transfer to Bob",
+		chromedp.Click(chromedp.CSS("#conv-transfer")),
+		chromedp.WaitVisible(chromedp.CSS("#transfer-agent-id")),
+		chromedp.SendKeys(chromedp.CSS("#transfer-agent-id"), bob.ID),
+		chromedp.Click(chromedp.CSS("#transfer-go")))
+	waitJS(t, ctx, 20*time.Second, "the chat left alice's lists",
+		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c2'))`)
+	testenv.Eventually(t, 20*time.Second, "Bob has the chat", func() bool {
+		return e.count(`SELECT count(*) FROM chats c JOIN contacts ct ON ct.id = c.contact_id WHERE ct.name = 'Customer c2' AND c.agent_id = ? AND c.status = 'in_progress'`, bob.ID) == 1
+	})
+
+	// An offer left to expire: the panel says so and shows alice Inactive.
+	e.setting("OmniChatOperatorAcceptChatTimeout", "0.05")
+	e.must(200, e.inbound(ch, "c3", "p1", "Anyone there?"), "inbound p1")
+	waitJS(t, ctx, 30*time.Second, "the third offer appears",
+		`[...document.querySelectorAll('#list-offered [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
+	waitJS(t, ctx, 30*time.Second, "the panel says the offer expired and alice is Inactive",
+		`document.getElementById('notice').textContent.includes('expired') && document.getElementById('status-toggle').getAttribute('aria-pressed') === 'false'`)
+	waitJS(t, ctx, 10*time.Second, "the expired offer left alice's lists",
+		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
+	screenshot(t, ctx, "7-offer-expired")
+
 	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, ctx, "6-phone")
 }

@@ -95,6 +95,8 @@ function begin(session) {
   $('me-name').textContent = state.me.name || state.me.email;
   renderStatus();
   state.sound = new Audio('/api/v1/notification-sound');
+  // Queues to transfer to: the user's own, named once a chat of theirs is seen.
+  for (const q of state.me.queue_ids || []) if (!state.queues.has(q)) state.queues.set(q, `Queue ${q.slice(0, 8)}`);
   if (state.me.can_manage_chats_effective) loadDirectory();
   connect();
 }
@@ -399,7 +401,7 @@ function renderConversationHead() {
   }
   const mine = c.agent_id === state.me.id;
   $('conv-title').textContent = c.contact_name;
-  const statusText = { offered: 'offered', waiting: 'waiting', in_progress: 'in progress', closed: `closed${c.close_reason ? ` (${c.close_reason})` : ''}`, bot: 'with a bot' }[c.status] || c.status;
+  const statusText = { offered: 'offered', waiting: 'waiting', in_progress: mine ? 'in progress' : 'with another agent', closed: `closed${c.close_reason ? ` (${c.close_reason})` : ''}`, bot: 'with a bot' }[c.status] || c.status;
   $('conv-meta').textContent = `${c.channel_name} · ${c.queue_name} · ${statusText}${c.contact_blocked_at ? ' · the customer blocked the bot' : ''}`;
   $('conv-accept').hidden = bucket(c) !== 'offered';
   const working = mine && c.status === 'in_progress';
