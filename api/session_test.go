@@ -93,6 +93,14 @@ func TestSessionSignInCSRFSignOutAndLimits(t *testing.T) {
 	if r, _ := call(t, "GET", f.url+"/api/v1/me", nil, cookie); r.StatusCode != 401 {
 		t.Fatalf("GET after signing out: %d, want 401", r.StatusCode)
 	}
+	// An expired session is refused.
+	expired, err := f.store.CreateSession(f.ctx, agent, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := call(t, "GET", f.url+"/api/v1/me", nil, &http.Cookie{Name: "omnichat_session", Value: expired}); r.StatusCode != 401 {
+		t.Fatalf("GET with an expired session: %d, want 401", r.StatusCode)
+	}
 	// Failed sign-ins: a burst of 5 (the first was the one without a
 	// password), then 429 before any password check, even with the right one.
 	for i := 1; i < 5; i++ {
