@@ -119,7 +119,9 @@ CREATE TRIGGER chats_events AFTER INSERT OR UPDATE OF status, agent_id, queue_id
     FOR EACH ROW EXECUTE FUNCTION omnichat_chat_event();
 
 -- +goose StatementBegin
--- A message event reaches whoever sees the message's chat now.
+-- A message event reaches whoever sees the message's chat now. It carries no
+-- unread count: counting costs a scan of the chat's messages on every insert;
+-- readers get it with the chat (unread.changed is sent when a chat is read).
 CREATE FUNCTION omnichat_message_emit(etype text, message uuid) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -133,7 +135,7 @@ BEGIN
     END IF;
     PERFORM omnichat_emit(etype, c.id, ARRAY[c.agent_id], omnichat_chat_queues(c.status, c.queue_id),
         jsonb_build_object('chat_id', c.id, 'message_id', m.id, 'direction', m.direction, 'status', m.status,
-            'fail_reason', m.fail_reason, 'edited', m.edited_at IS NOT NULL, 'unread_messages', omnichat_unread(c)));
+            'fail_reason', m.fail_reason, 'edited', m.edited_at IS NOT NULL));
 END $$;
 -- +goose StatementEnd
 
