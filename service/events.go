@@ -56,6 +56,11 @@ type Subscription struct {
 	ev     *Events
 }
 
+// Start listens for wake-ups and prunes past retention from now on, before
+// any stream opens (Subscribe starts them too): an API process keeps the log
+// pruned even when nobody streams from it.
+func (e *Events) Start() { e.once.Do(func() { e.start(true) }) }
+
 // Subscribe opens a stream for user: ErrTooManyStreams over the bound,
 // ErrUnavailable once the process is shutting down.
 func (e *Events) Subscribe(user uuid.UUID) (*Subscription, error) {
