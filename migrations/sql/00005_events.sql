@@ -90,6 +90,7 @@ BEGIN
             WHEN OLD.status = 'offered' AND NEW.status = 'waiting' THEN 'expired'
             WHEN NEW.status = 'in_progress' AND OLD.status = 'offered' AND OLD.agent_id IS DISTINCT FROM NEW.agent_id THEN 'transferred'
             WHEN NEW.status = 'in_progress' THEN 'accepted'
+            WHEN NEW.status = 'offered' THEN 'routed'
             ELSE 'changed' END;
         body := body || jsonb_build_object('previous_status', OLD.status, 'previous_agent_id', OLD.agent_id, 'reason', reason);
         -- Those who saw the chat and no longer do learn it left them.
