@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/url"
 	"os"
 	"os/exec"
@@ -161,6 +164,23 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 	})
 	waitJS(t, ctx, 20*time.Second, "the reply shows as sent", `document.querySelector('#messages [data-status="sent"]') !== null`)
 
+	// A picture through the reply box's file input: sent to the channel, shown inline.
+	picture := filepath.Join(t.TempDir(), "parcel.png")
+	writePNG(t, picture)
+	run(t, ctx, "send a picture",
+		chromedp.SetUploadFiles(chromedp.CSS("#reply-file"), []string{picture}),
+		chromedp.Click(chromedp.CSS("#reply-send")))
+	testenv.Eventually(t, 30*time.Second, "the channel's endpoint receives the picture", func() bool {
+		for _, r := range e.out.got() {
+			if r.Attachment != nil && r.Attachment.Name == "parcel.png" && r.Attachment.MediaType == "image/png" {
+				return true
+			}
+		}
+		return false
+	})
+	waitJS(t, ctx, 20*time.Second, "the picture shows inline",
+		`(() => { const img = document.querySelector('#messages img[alt="parcel.png"]'); return img !== null && img.complete && img.naturalWidth === 64; })()`)
+
 	e.must(200, e.inbound(ch, "c1", "m2", "Order number 4711"), "inbound m2")
 	waitJS(t, ctx, 20*time.Second, "the customer's next message appears live", messagesShow("Order number 4711"))
 	screenshot(t, ctx, "3-conversation")
@@ -223,4 +243,23 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 
 	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, ctx, "6-phone")
+}
+
+// writePNG writes a 64×48 picture.
+func writePNG(t *testing.T, path string) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for x := 0; x < 64; x++ {
+		for y := 0; y < 48; y++ {
+			img.Set(x, y, color.RGBA{R: uint8(40 + x*3), G: uint8(90 + y*2), B: 200, A: 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
 }
