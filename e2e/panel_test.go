@@ -125,6 +125,8 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 	ctx := browser(t)
 
 	run(t, ctx, "open the sign-in page", chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-email")))
+	waitJS(t, ctx, 5*time.Second, "watch for CSP violations",
+		`(window.cspViolations = [], document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)), true)`)
 	run(t, ctx, "fill in the sign-in form",
 		chromedp.SendKeys(chromedp.CSS("#signin-email"), "alice@example.com"),
 		chromedp.SendKeys(chromedp.CSS("#signin-password"), "alice-password"))
@@ -240,6 +242,12 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 	waitJS(t, ctx, 10*time.Second, "the expired offer left alice's lists",
 		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
 	screenshot(t, ctx, "7-offer-expired")
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, err := chromedp.Run(cctx, chromedp.Evaluate[[]string](`window.cspViolations`)); err != nil || len(v) > 0 {
+		t.Fatalf("Content-Security-Policy violations: %v %v", v, err)
+	}
 
 	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, ctx, "6-phone")
