@@ -7,7 +7,7 @@ DATA_DIR ?= .data
 # Settings come from the environment and from .env, which bin/omnichat reads
 # itself: make and every command in another terminal see the same ones.
 
-.PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
+.PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean chromium
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -25,14 +25,22 @@ migrate: build ## create the database if missing and migrate it
 	bin/omnichat migrate
 
 run: temporal-dev migrate ## bring the whole service up (API + worker)
-	@echo "omnichat API on $$(bin/omnichat config OMNICHAT_HTTP_ADDR); first admin token: make admin EMAIL=you@example.com"
+	@echo "omnichat on $$(bin/omnichat config OMNICHAT_HTTP_ADDR) (web panel at /); first admin: make admin EMAIL=you@example.com PASSWORD=..."
 	bin/omnichat all
 
-admin: build ## create an admin and print a token: make admin EMAIL=you@example.com
+admin: build ## create an admin and print a token: make admin EMAIL=you@example.com [PASSWORD=...] (the web panel's sign-in)
 	@test -n "$(EMAIL)" || (echo "give the admin's email: make admin EMAIL=you@example.com" && exit 2)
-	bin/omnichat admin create -email "$(EMAIL)"
+	@if [ -n "$(PASSWORD)" ]; then printf '%s\n' "$(PASSWORD)" | bin/omnichat admin create -email "$(EMAIL)" -password-stdin; \
+	else bin/omnichat admin create -email "$(EMAIL)"; fi
 
-test: temporal ## the whole suite against real PostgreSQL and a Temporal dev server
+chromium: ## install Debian's chromium for the browser tests when it is missing and apt is there
+	@if [ ! -x /usr/bin/chromium ] && [ -z "$$OMNICHAT_CHROMIUM" ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium || echo "chromium could not be installed: the browser tests will be skipped"; \
+	fi
+
+test: temporal chromium ## the whole suite against real PostgreSQL and a Temporal dev server (and Chromium)
 	TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 20m ./...
 
 lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck

@@ -83,6 +83,8 @@ type ChatDTO struct {
 	ClosedAt         *time.Time `json:"closed_at"`
 	CloseReason      *string    `json:"close_reason"`
 	LastMessageAt    *time.Time `json:"last_message_at"`
+	LastMessageText  *string    `json:"last_message_text"`
+	OfferExpiresAt   *time.Time `json:"offer_expires_at"`
 	CreatedAt        time.Time  `json:"created_at"`
 }
 
@@ -91,7 +93,8 @@ func chatDTO(r *service.ChatRow) ChatDTO {
 		QueueID: r.QueueID, QueueName: r.QueueName, RoutingRule: r.RoutingRule, ContactID: r.ContactID, ContactName: r.ContactName,
 		ContactBlockedAt: r.ContactBlockedAt, AgentID: r.AgentID, UnreadMessages: r.UnreadMessages, WaitingSince: r.WaitingSince,
 		OfferedAt: r.OfferedAt, AcceptedAt: r.AcceptedAt, ClosedAt: r.ClosedAt, CloseReason: r.CloseReason,
-		LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt, ContactPhoto: photoURL(r.ContactPhotoID)}
+		LastMessageAt: r.LastMessageAt, CreatedAt: r.CreatedAt, ContactPhoto: photoURL(r.ContactPhotoID),
+		LastMessageText: r.LastMessageText, OfferExpiresAt: r.OfferExpiresAt}
 }
 
 func photoURL(id *uuid.UUID) string {

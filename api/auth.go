@@ -13,9 +13,14 @@ import (
 
 const principalKey = "omnichat.principal"
 
-// authenticate resolves the bearer token: 401 without a valid one.
+// authenticate resolves the bearer token, or else the panel's session
+// cookie: 401 without a valid one.
 func (s *server) authenticate(c *gin.Context) {
 	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if session, err := c.Cookie(sessionCookie); !ok && err == nil && session != "" {
+		s.authenticateSession(c, session)
+		return
+	}
 	if !ok || token == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="omnichat"`)
 		problem(c, http.StatusUnauthorized, "missing bearer token")
@@ -37,7 +42,20 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(principalKey, p)
+	c.Set(tokenKey, token)
 	c.Next()
+}
+
+const tokenKey = "omnichat.token"
+
+// reauthenticate checks again the credential a long request came with (an
+// event stream): the principal as it is now, or ErrNotFound once the token
+// was revoked or the session ended.
+func (s *server) reauthenticate(c *gin.Context) (*service.Principal, error) {
+	if session := c.GetString(sessionKey); session != "" {
+		return s.svc.Sessions.Authenticate(c.Request.Context(), session)
+	}
+	return s.svc.Users.Authenticate(c.Request.Context(), c.GetString(tokenKey))
 }
 
 func principal(c *gin.Context) *service.Principal {

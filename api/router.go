@@ -34,6 +34,8 @@ type Deps struct {
 	// WebhookTimeout bounds a webhook's work, so a provider hears back (503
 	// at worst) before it gives up on the request (Messenger: 20 s).
 	WebhookTimeout time.Duration
+	// EventHeartbeat is how often a quiet event stream sends a comment (0: 15 s).
+	EventHeartbeat time.Duration
 }
 
 type server struct {
@@ -41,6 +43,7 @@ type server struct {
 	svc           *service.Services
 	tokenLimits   limiters
 	webhookLimits limiters
+	signIns       signInFailures
 }
 
 // New builds the HTTP handler.
@@ -51,6 +54,9 @@ func New(d Deps) http.Handler {
 	}
 	if d.WebhookTimeout == 0 {
 		d.WebhookTimeout = 15 * time.Second
+	}
+	if d.EventHeartbeat == 0 {
+		d.EventHeartbeat = heartbeatEvery
 	}
 	s := &server{Deps: d, svc: d.Services,
 		tokenLimits:   limiters{rps: d.RateLimitPerToken},
@@ -80,6 +86,7 @@ func New(d Deps) http.Handler {
 	s.channelRoutes(admin)
 	s.settingRoutes(admin)
 	s.actionRoutes(v1, admin)
+	s.panelRoutes(r, v1, admin)
 	return r
 }
 

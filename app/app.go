@@ -88,20 +88,24 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats, Actions: a.Chats,
-		TemporalHealth: a.Chats.Health, Logger: logger})
+		TemporalHealth: a.Chats.Health, Logger: logger, EventRetention: cfg.EventRetention,
+		EventStreamsPerUser: cfg.EventStreamsPerUser, SessionTTL: cfg.SessionTTL})
 	return a, nil
 }
 
-// Close releases the database pool and, when the App made it, the Temporal client.
+// Close ends the event streams and releases the database pool and, when the
+// App made it, the Temporal client.
 func (a *App) Close() {
+	a.Services.Events.Close()
 	if a.ownsTemporal {
 		a.Temporal.Close()
 	}
 	a.Store.Close()
 }
 
-// Handler is the HTTP API.
+// Handler is the HTTP API; it starts the event streams' listener and pruning.
 func (a *App) Handler() http.Handler {
+	a.Services.Events.Start()
 	return api.New(api.Deps{Services: a.Services, Logger: a.Logger, MaxBodyBytes: a.Config.MaxBodyBytes, MaxUploadBytes: a.Config.MaxUploadBytes,
 		RateLimitPerToken: a.Config.RateLimitPerToken, WebhookRateLimit: a.Config.WebhookRateLimit})
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// ActionStartTimeout is how long a chat action's workflow has to be
 	// picked up by a worker before its run is failed.
 	ActionStartTimeout time.Duration
+	// The event stream and the panel's sessions.
+	EventRetention      time.Duration
+	EventStreamsPerUser int
+	SessionTTL          time.Duration
 }
 
 // Var documents one environment variable; the README table and --help come from this list.
@@ -60,6 +64,9 @@ var Vars = []Var{
 	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
 	{"OMNICHAT_ACTION_START_TIMEOUT", "1m", "How long a chat action's workflow has to be picked up by a worker; a run whose workflow no worker serves is then failed (timed_out)."},
+	{"OMNICHAT_EVENT_RETENTION", "24h", "How long the event log keeps events; a client resuming from an older event ID gets one `resync` event."},
+	{"OMNICHAT_EVENT_STREAMS_PER_USER", "8", "Event streams (browser tabs) one user may hold open per API process; over it, 429."},
+	{"OMNICHAT_SESSION_TTL", "12h", "How long a web panel sign-in lasts."},
 	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
 }
 
@@ -186,6 +193,15 @@ func Load() (Config, error) {
 	}
 	if c.ActionStartTimeout, err = time.ParseDuration(get("OMNICHAT_ACTION_START_TIMEOUT")); err != nil || c.ActionStartTimeout <= 0 {
 		errs = append(errs, "OMNICHAT_ACTION_START_TIMEOUT must be a Go duration such as 1m")
+	}
+	if c.EventRetention, err = time.ParseDuration(get("OMNICHAT_EVENT_RETENTION")); err != nil || c.EventRetention < time.Minute {
+		errs = append(errs, "OMNICHAT_EVENT_RETENTION must be a Go duration of at least 1m")
+	}
+	if c.EventStreamsPerUser, err = strconv.Atoi(get("OMNICHAT_EVENT_STREAMS_PER_USER")); err != nil || c.EventStreamsPerUser < 1 {
+		errs = append(errs, "OMNICHAT_EVENT_STREAMS_PER_USER must be a whole number of at least 1")
+	}
+	if c.SessionTTL, err = time.ParseDuration(get("OMNICHAT_SESSION_TTL")); err != nil || c.SessionTTL < time.Minute {
+		errs = append(errs, "OMNICHAT_SESSION_TTL must be a Go duration of at least 1m")
 	}
 	if c.DatabaseURL == "" || c.TemporalAddress == "" || c.TaskQueue == "" {
 		errs = append(errs, "OMNICHAT_DATABASE_URL, OMNICHAT_TEMPORAL_ADDRESS and OMNICHAT_TASK_QUEUE must not be empty")

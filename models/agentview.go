@@ -20,6 +20,8 @@ type ChatRow struct {
 	QueueName        string
 	RoutingRule      string
 	UnreadMessages   int
+	LastMessageText  *string
+	OfferExpiresAt   *time.Time
 }
 
 // ChatFilter selects an agent's chats.
@@ -62,7 +64,10 @@ const botChatsSQL = `(c.status = 'bot' AND (@admin OR c.queue_id IN (` + agentQu
 const chatRowSelect = `SELECT c.*, ct.name AS contact_name, ct.blocked_at AS contact_blocked_at,
 	(SELECT a.id FROM attachments a WHERE a.id = ct.photo_attachment_id AND a.status = 'stored') AS contact_photo_id, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
 	(SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
-	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages
+	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages,
+	(SELECT m.text FROM messages m WHERE m.chat_id = c.id AND m.direction <> 'system' ORDER BY m.seq DESC LIMIT 1) AS last_message_text,
+	CASE WHEN c.status = 'offered' THEN c.offered_at + make_interval(secs => 60 * COALESCE(
+	   (SELECT value::float8 FROM settings WHERE code = 'OmniChatOperatorAcceptChatTimeout'), 5)) END AS offer_expires_at
 	FROM chats c JOIN contacts ct ON ct.id = c.contact_id JOIN channels ch ON ch.id = c.channel_id JOIN queues q ON q.id = c.queue_id`
 
 // ListAgentChats lists the chats an agent sees, newest first.

@@ -272,6 +272,10 @@ func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (boo
 			return res.Error
 		}
 		expired = true
+		// Read by the users trigger: the agent's status event says why.
+		if err := tx.Exec(`SELECT set_config('omnichat.status_reason', 'offer_expired', true)`).Error; err != nil {
+			return err
+		}
 		return tx.Model(&User{}).Where("id = ?", agentID).Updates(map[string]any{"status": domain.AgentInactive, "updated_at": time.Now().UTC()}).Error
 	})
 	return expired, err
@@ -328,9 +332,15 @@ func (s *Store) TransferToAgent(ctx context.Context, chatID, agentID uuid.UUID) 
 }
 
 // SetAgentStatus sets an agent Active or Inactive.
+// The agent's status event says the agent chose it.
 func (s *Store) SetAgentStatus(ctx context.Context, agentID uuid.UUID, status string) error {
-	return s.db.WithContext(ctx).Model(&User{}).Where("id = ?", agentID).
-		Updates(map[string]any{"status": status, "updated_at": time.Now().UTC()}).Error
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`SELECT set_config('omnichat.status_reason', 'set_by_agent', true)`).Error; err != nil {
+			return err
+		}
+		return tx.Model(&User{}).Where("id = ?", agentID).
+			Updates(map[string]any{"status": status, "updated_at": time.Now().UTC()}).Error
+	})
 }
 
 // RecordOutbound stores an agent's message once per (chat, idempotency key)

@@ -42,6 +42,12 @@ func (s *Store) WakeRouting(ctx context.Context) error {
 // calls wake for each, until ctx ends or the connection fails. Wake-ups sent
 // while nobody listens are lost: a listener makes a full pass when it starts.
 func (s *Store) ListenRouting(ctx context.Context, listening, wake func()) error {
+	return s.listen(ctx, routingChannel, listening, wake)
+}
+
+// listen holds a connection of its own subscribed to channel and calls wake
+// for each notification, until ctx ends or the connection fails.
+func (s *Store) listen(ctx context.Context, channel string, listening, wake func()) error {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -53,7 +59,7 @@ func (s *Store) ListenRouting(ctx context.Context, listening, wake func()) error
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		if _, err := c.Exec(ctx, "LISTEN "+routingChannel); err != nil {
+		if _, err := c.Exec(ctx, "LISTEN "+channel); err != nil {
 			return err
 		}
 		listening()

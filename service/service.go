@@ -91,6 +91,12 @@ type Deps struct {
 	// RoutingSafetyInterval is how often the dispatcher passes with no
 	// wake-up (0: every 5 s).
 	RoutingSafetyInterval time.Duration
+	// EventRetention is how long the event log keeps events (0: 24 h).
+	EventRetention time.Duration
+	// EventStreamsPerUser bounds one user's event streams per process (0: 8).
+	EventStreamsPerUser int
+	// SessionTTL is how long a panel session lasts (0: 12 h).
+	SessionTTL time.Duration
 }
 
 // Services are every domain service, built once by the composition root.
@@ -106,6 +112,8 @@ type Services struct {
 	Health   *Health
 	Actions  *Actions
 	Cases    *Cases
+	Events   *Events
+	Sessions *Sessions
 }
 
 // New builds the services.
@@ -133,6 +141,9 @@ func New(d Deps) *Services {
 		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
 		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval)},
 		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
+		Events: &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),
+			PerUser: cmp.Or(d.EventStreamsPerUser, 8)},
+		Sessions: newSessions(d.Store, cmp.Or(d.SessionTTL, 12*time.Hour)),
 	}
 }
 

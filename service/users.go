@@ -28,7 +28,12 @@ func (u *Users) Authenticate(ctx context.Context, token string) (*Principal, err
 	if err != nil {
 		return nil, err
 	}
-	admin, err := u.store.CanManageChats(ctx, user.ID)
+	return principalOf(ctx, u.store, user)
+}
+
+// principalOf is one builder of principals, for tokens and sessions alike.
+func principalOf(ctx context.Context, store *models.Store, user *User) (*Principal, error) {
+	admin, err := store.CanManageChats(ctx, user.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -201,6 +201,7 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 	srv := httptest.NewServer(a.Handler())
 	s.URL = srv.URL
 	t.Cleanup(func() {
+		a.Services.Events.Close() // ends open event streams, which srv.Close waits for
 		srv.Close()
 		s.StopWorker()
 		a.Close()

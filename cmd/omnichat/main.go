@@ -24,7 +24,9 @@ Commands:
   worker         run the Temporal worker only
   migrate        create the database if missing and apply migrations
   admin create   create an admin user and print their first API token
-                 flags: -name NAME -email EMAIL
+                 flags: -name NAME -email EMAIL [-password-stdin]
+                 (-password-stdin: the first line of stdin becomes the
+                 user's web panel password)
   config [NAME]  print the settings in effect (environment, then the env
                  file, then defaults), or the value of one
   bench          load-test a running stack through the API channel webhook
@@ -84,7 +86,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return migrate(ctx, cfg, logger)
 	case "admin":
 		if len(args) == 0 || args[0] != "create" {
-			return fmt.Errorf("usage: omnichat admin create -name NAME -email EMAIL")
+			return fmt.Errorf("usage: omnichat admin create -name NAME -email EMAIL [-password-stdin]")
 		}
 		return adminCreate(ctx, cfg, logger, args[1:])
 	}

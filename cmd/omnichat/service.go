@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +40,8 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
 		}
+		// Event streams never end by themselves: they end when shutdown starts.
+		srv.RegisterOnShutdown(a.Services.Events.Close)
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -122,11 +127,22 @@ func adminCreate(ctx context.Context, cfg config.Config, logger *slog.Logger, ar
 	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
 	name := fs.String("name", "Administrator", "display name")
 	email := fs.String("email", "", "email address (required, unique)")
+	passwordStdin := fs.Bool("password-stdin", false, "read a web panel password from the first line of standard input")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *email == "" {
 		return fmt.Errorf("-email is required")
+	}
+	password := ""
+	if *passwordStdin {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read password: %w", err)
+		}
+		if password = strings.TrimRight(line, "\r\n"); len(password) < service.MinPasswordLength {
+			return fmt.Errorf("the password must be at least %d characters", service.MinPasswordLength)
+		}
 	}
 	a, err := app.New(cfg, logger)
 	if err != nil {
@@ -141,6 +157,12 @@ func adminCreate(ctx context.Context, cfg config.Config, logger *slog.Logger, ar
 	_, token, err := users.CreateToken(ctx, u.ID, "bootstrap")
 	if err != nil {
 		return err
+	}
+	if password != "" {
+		if err := a.Services.Sessions.SetPassword(ctx, u.ID, password); err != nil {
+			return err
+		}
+		fmt.Printf("web panel password set: sign in on the panel at / of the API (%s)\n", cfg.HTTPAddr)
 	}
 	fmt.Printf("admin %s (%s) created in %s\nAPI token (shown once, keep it safe):\n%s\n", u.Email, u.ID, redactedURL(cfg.DatabaseURL), token)
 	return nil

@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/omnichat/omnichat/testenv"
+)
+
+// artifacts is where browser tests leave their screenshots (gitignored).
+const artifacts = "../test-artifacts/panel"
+
+// chromium finds a Chromium binary: $OMNICHAT_CHROMIUM, then the usual names.
+func chromium() string {
+	if p := os.Getenv("OMNICHAT_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser starts a headless Chromium at 1280×800 for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromium()
+	if path == "" {
+		t.Skip("no Chromium found (install the chromium package, or set OMNICHAT_CHROMIUM): browser tests skipped")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser: it gets no timeout, which would stop it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium (%s): %v", path, err)
+	}
+	return ctx
+}
+
+// run runs browser actions, bounded so a stuck page fails the test instead of hanging it.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(cctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitJS waits until a JavaScript expression is true in the page.
+func waitJS(t *testing.T, ctx context.Context, within time.Duration, what, expr string) {
+	t.Helper()
+	testenv.Eventually(t, within, what, func() bool {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(cctx, chromedp.Evaluate[bool](expr))
+		return err == nil && ok
+	})
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(cctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(artifacts, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// messagesShow is a JS expression: the open conversation shows every text.
+func messagesShow(texts ...string) string {
+	var conds []string
+	for _, s := range texts {
+		conds = append(conds, fmt.Sprintf("document.getElementById('messages').textContent.includes(%q)", s))
+	}
+	return strings.Join(conds, " && ")
+}
+
+// An agent works a chat from offer to close in the panel, in Chromium, and
+// after the stream is cut and restored sees everything that happened
+// meanwhile without reloading.
+func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
+	e := newEnv(t)
+	alice := e.agent("alice")
+	e.must(204, e.Do("PUT", "/api/v1/admin/users/"+alice.ID+"/password", e.admin, map[string]any{"password": "alice-password"}), "set password")
+	q := e.queue("Support", "available_agent", 0, alice)
+	ch := e.channel(q)
+
+	// The browser reaches omnichat through a proxy the test can cut.
+	u, _ := url.Parse(e.URL)
+	proxy := testenv.StartProxy(t, u.Host)
+	site := "http://" + proxy.Addr()
+	ctx := browser(t)
+
+	run(t, ctx, "open the sign-in page", chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-email")))
+	waitJS(t, ctx, 5*time.Second, "watch for CSP violations",
+		`(window.cspViolations = [], document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)), true)`)
+	run(t, ctx, "fill in the sign-in form",
+		chromedp.SendKeys(chromedp.CSS("#signin-email"), "alice@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#signin-password"), "alice-password"))
+	screenshot(t, ctx, "1-sign-in")
+	run(t, ctx, "sign in", chromedp.Click(chromedp.CSS("#signin-submit")), chromedp.WaitVisible(chromedp.CSS("#status-toggle")))
+	waitJS(t, ctx, 20*time.Second, "the stream is open", `document.body.dataset.stream === 'open'`)
+
+	run(t, ctx, "go Active", chromedp.Click(chromedp.CSS("#status-toggle")))
+	waitJS(t, ctx, 10*time.Second, "the switch shows Active", `document.getElementById('status-toggle').getAttribute('aria-pressed') === 'true'`)
+	testenv.Eventually(t, 10*time.Second, "alice is active", func() bool {
+		return e.count(`SELECT count(*) FROM users WHERE id = ? AND status = 'active'`, alice.ID) == 1
+	})
+
+	// A customer writes: the offer appears without a reload.
+	e.must(200, e.inbound(ch, "c1", "m1", "Hello, my order has not arrived"), "inbound m1")
+	waitJS(t, ctx, 30*time.Second, "the offer appears", `document.querySelector('#list-offered [data-chat-id]') !== null`)
+	waitJS(t, ctx, 10*time.Second, "the offer shows the contact, the message and the time left",
+		`(() => { const li = document.querySelector('#list-offered [data-chat-id]');
+		  return li.textContent.includes('Customer c1') && li.textContent.includes('my order') && li.querySelector('.countdown') !== null; })()`)
+	screenshot(t, ctx, "2-offer")
+
+	run(t, ctx, "accept", chromedp.Click(chromedp.CSS("#list-offered .accept")))
+	waitJS(t, ctx, 20*time.Second, "the chat is in progress", `document.querySelector('#list-inprogress [data-chat-id]') !== null`)
+	waitJS(t, ctx, 10*time.Second, "the conversation shows the message", messagesShow("Hello, my order has not arrived"))
+
+	run(t, ctx, "reply",
+		chromedp.WaitVisible(chromedp.CSS("#reply-text")),
+		chromedp.SendKeys(chromedp.CSS("#reply-text"), "Sorry about that, let me check."),
+		chromedp.Click(chromedp.CSS("#reply-send")))
+	testenv.Eventually(t, 30*time.Second, "the channel's endpoint receives the reply", func() bool {
+		for _, r := range e.out.got() {
+			if r.Text == "Sorry about that, let me check." {
+				return true
+			}
+		}
+		return false
+	})
+	waitJS(t, ctx, 20*time.Second, "the reply shows as sent", `document.querySelector('#messages [data-status="sent"]') !== null`)
+
+	// A picture through the reply box's file input: sent to the channel, shown inline.
+	picture := filepath.Join(t.TempDir(), "parcel.png")
+	writePNG(t, picture)
+	run(t, ctx, "send a picture",
+		chromedp.SetUploadFiles(chromedp.CSS("#reply-file"), []string{picture}),
+		chromedp.Click(chromedp.CSS("#reply-send")))
+	testenv.Eventually(t, 30*time.Second, "the channel's endpoint receives the picture", func() bool {
+		for _, r := range e.out.got() {
+			if r.Attachment != nil && r.Attachment.Name == "parcel.png" && r.Attachment.MediaType == "image/png" {
+				return true
+			}
+		}
+		return false
+	})
+	waitJS(t, ctx, 20*time.Second, "the picture shows inline",
+		`(() => { const img = document.querySelector('#messages img[alt="parcel.png"]'); return img !== null && img.complete && img.naturalWidth === 64; })()`)
+
+	e.must(200, e.inbound(ch, "c1", "m2", "Order number 4711"), "inbound m2")
+	waitJS(t, ctx, 20*time.Second, "the customer's next message appears live", messagesShow("Order number 4711"))
+	screenshot(t, ctx, "3-conversation")
+
+	// Cut the stream; while it is down the customer writes twice and a new customer arrives.
+	waitJS(t, ctx, 5*time.Second, "mark the page", `window.omnichatNoReload = true`)
+	proxy.Down()
+	waitJS(t, ctx, 20*time.Second, "the reconnect banner shows", `!document.getElementById('banner').hidden`)
+	e.must(200, e.inbound(ch, "c1", "m3", "Are you still there?"), "inbound m3")
+	e.must(200, e.inbound(ch, "c1", "m4", "It was a blue parcel"), "inbound m4")
+	e.must(200, e.inbound(ch, "c2", "n1", "Hi, a new question"), "inbound n1")
+	testenv.Eventually(t, 30*time.Second, "the missed changes are stored", func() bool {
+		return e.count(`SELECT count(*) FROM messages WHERE text IN ('Are you still there?', 'It was a blue parcel')`) == 2 &&
+			e.count(`SELECT count(*) FROM chats WHERE agent_id = ? AND status = 'offered'`, alice.ID) == 1
+	})
+	screenshot(t, ctx, "4-reconnecting")
+	proxy.Up()
+
+	waitJS(t, ctx, 30*time.Second, "the missed messages appear", messagesShow("Are you still there?", "It was a blue parcel"))
+	waitJS(t, ctx, 20*time.Second, "the missed offer appears",
+		`[...document.querySelectorAll('#list-offered [data-chat-id]')].some(li => li.textContent.includes('Customer c2'))`)
+	waitJS(t, ctx, 10*time.Second, "the banner is gone", `document.getElementById('banner').hidden`)
+	waitJS(t, ctx, time.Second, "the page was not reloaded", `window.omnichatNoReload === true`)
+
+	run(t, ctx, "close the chat", chromedp.Click(chromedp.CSS("#conv-close")))
+	waitJS(t, ctx, 20*time.Second, "the chat is recently closed",
+		`[...document.querySelectorAll('#list-closed [data-chat-id]')].some(li => li.textContent.includes('Customer c1'))`)
+	testenv.Eventually(t, 20*time.Second, "the chat is closed", func() bool {
+		return e.count(`SELECT count(*) FROM chats c JOIN contacts ct ON ct.id = c.contact_id WHERE ct.name = 'Customer c1' AND c.status = 'closed'`) == 1
+	})
+	screenshot(t, ctx, "5-closed")
+
+	// The customer who arrived during the cut: accept, then transfer to Bob.
+	run(t, ctx, "accept the second chat", chromedp.Click(chromedp.CSS("#list-offered .accept")))
+	waitJS(t, ctx, 20*time.Second, "the second chat is open", `document.getElementById('conv-title').textContent === 'Customer c2' && !document.getElementById('conv-transfer').hidden`)
+	bob := e.agent("bob")
+	e.must(204, e.Do("POST", "/api/v1/admin/queues/"+q+"/agents", e.admin, map[string]any{"user_id": bob.ID}), "add bob")
+	e.activate(bob)
+	run(t, ctx, "transfer to Bob",
+		chromedp.Click(chromedp.CSS("#conv-transfer")),
+		chromedp.WaitVisible(chromedp.CSS("#transfer-agent-id")),
+		chromedp.SendKeys(chromedp.CSS("#transfer-agent-id"), bob.ID),
+		chromedp.Click(chromedp.CSS("#transfer-go")))
+	waitJS(t, ctx, 20*time.Second, "the chat left alice's lists",
+		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c2'))`)
+	testenv.Eventually(t, 20*time.Second, "Bob has the chat", func() bool {
+		return e.count(`SELECT count(*) FROM chats c JOIN contacts ct ON ct.id = c.contact_id WHERE ct.name = 'Customer c2' AND c.agent_id = ? AND c.status = 'in_progress'`, bob.ID) == 1
+	})
+
+	// An offer left to expire: the panel says so and shows alice Inactive.
+	e.setting("OmniChatOperatorAcceptChatTimeout", "0.05")
+	e.must(200, e.inbound(ch, "c3", "p1", "Anyone there?"), "inbound p1")
+	waitJS(t, ctx, 30*time.Second, "the third offer appears",
+		`[...document.querySelectorAll('#list-offered [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
+	waitJS(t, ctx, 30*time.Second, "the panel says the offer expired and alice is Inactive",
+		`document.getElementById('notice').textContent.includes('expired') && document.getElementById('status-toggle').getAttribute('aria-pressed') === 'false'`)
+	waitJS(t, ctx, 10*time.Second, "the expired offer left alice's lists",
+		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
+	screenshot(t, ctx, "7-offer-expired")
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, err := chromedp.Run(cctx, chromedp.Evaluate[[]string](`window.cspViolations`)); err != nil || len(v) > 0 {
+		t.Fatalf("Content-Security-Policy violations: %v %v", v, err)
+	}
+
+	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	screenshot(t, ctx, "6-phone")
+}
+
+// writePNG writes a 64×48 picture.
+func writePNG(t *testing.T, path string) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for x := 0; x < 64; x++ {
+		for y := 0; y < 48; y++ {
+			img.Set(x, y, color.RGBA{R: uint8(40 + x*3), G: uint8(90 + y*2), B: 200, A: 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
