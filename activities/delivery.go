@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/service"
+	"github.com/omnichat/omnichat/telemetry"
 )
 
 // maxDeliveryFailures is how often a provider may fail a reply (not counting
@@ -22,6 +23,8 @@ const maxDeliveryFailures = 8
 type Delivery struct {
 	Chats    *service.Chats
 	Channels *service.Channels
+	// Metrics counts sends by provider and result (nil: not counted).
+	Metrics *telemetry.Metrics
 }
 
 // Register adds the group's activities to a worker.
@@ -70,6 +73,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 		return DeliverResult{}, failed(ctx, err, ids...)
 	}
 	if !ok {
+		a.Metrics.Sent(ch.Provider, telemetry.SendRefused)
 		return DeliverResult{}, a.refused(ctx, r.MessageID, "channel provider "+ch.Provider+" is not available")
 	}
 	res, err := provider.Send(ctx, service.Config(ch), d.Outbound)
@@ -77,8 +81,10 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 	var throttled *channels.RetryAfterError
 	switch {
 	case errors.As(err, &perm):
+		a.Metrics.Sent(ch.Provider, telemetry.SendRefused)
 		return DeliverResult{}, a.refused(ctx, r.MessageID, perm.Reason)
 	case errors.As(err, &throttled):
+		a.Metrics.Sent(ch.Provider, telemetry.SendThrottled)
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
 			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After})
 	case err != nil:
@@ -87,10 +93,13 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 			return DeliverResult{}, failed(ctx, dbErr, ids...)
 		}
 		if exhausted {
+			a.Metrics.Sent(ch.Provider, telemetry.SendRefused)
 			return DeliverResult{}, a.refused(ctx, r.MessageID, fmt.Sprintf("not delivered after %d attempts: %v", maxDeliveryFailures, err))
 		}
+		a.Metrics.Sent(ch.Provider, telemetry.SendError)
 		return DeliverResult{}, failed(ctx, fmt.Errorf("send message %s: %w", msgID, err), ids...)
 	}
+	a.Metrics.Sent(ch.Provider, telemetry.SendSent)
 	activity.RecordHeartbeat(ctx, sentMark{ExternalID: res.ExternalID, Pause: res.Pause})
 	if err := a.Chats.RecordSent(ctx, msgID, res.ExternalID); err != nil {
 		return DeliverResult{}, failed(ctx, err, ids...)

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/omnichat/omnichat/service"
+	"github.com/omnichat/omnichat/telemetry"
 )
 
 // Deps are the API's dependencies.
@@ -36,6 +38,11 @@ type Deps struct {
 	WebhookTimeout time.Duration
 	// EventHeartbeat is how often a quiet event stream sends a comment (0: 15 s).
 	EventHeartbeat time.Duration
+	// Metrics records webhook requests (nil: not recorded).
+	Metrics *telemetry.Metrics
+	// TracerProvider, when set, gives every request a server span (the
+	// parent of what the request causes in Temporal).
+	TracerProvider trace.TracerProvider
 }
 
 type server struct {
@@ -64,6 +71,9 @@ func New(d Deps) http.Handler {
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	if d.TracerProvider != nil {
+		r.Use(traceRequests(d.TracerProvider))
+	}
 	r.Use(s.requestID, s.logRequests, gin.CustomRecovery(func(c *gin.Context, _ any) {
 		problem(c, http.StatusInternalServerError, "internal error")
 	}), s.limitBody)
@@ -74,7 +84,7 @@ func New(d Deps) http.Handler {
 	r.GET("/readyz", s.ready)
 	r.GET("/openapi.yaml", serveOpenAPI)
 
-	r.POST("/webhooks/:provider/:channelId", s.webhook)
+	r.POST("/webhooks/:provider/:channelId", s.observeWebhook, s.webhook)
 	r.GET("/webhooks/:provider/:channelId", s.webhookChallenge)
 
 	v1 := r.Group("/api/v1", s.authenticate)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
@@ -25,6 +27,7 @@ import (
 	"github.com/omnichat/omnichat/config"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/service"
+	"github.com/omnichat/omnichat/telemetry"
 	omniworker "github.com/omnichat/omnichat/worker"
 )
 
@@ -41,9 +44,15 @@ type App struct {
 	Chats     *chatcmd.Client
 	Providers *channels.Registry
 	Services  *service.Services
+	// Metrics is the process's one metrics registry, served by MetricsHandler.
+	Metrics *telemetry.Metrics
+	// Tracer is the tracer provider of the process; nil when tracing is off.
+	Tracer trace.TracerProvider
 
 	ownsTemporal bool
 	interceptors []interceptor.WorkerInterceptor
+	// shutdown flushes and stops the metrics and tracing pipelines.
+	shutdown []func(context.Context) error
 }
 
 // Option adjusts how an App is built.
@@ -59,6 +68,12 @@ func WithWorkerInterceptors(is ...interceptor.WorkerInterceptor) Option {
 	return func(a *App) { a.interceptors = append(a.interceptors, is...) }
 }
 
+// WithTracerProvider traces through tp instead of the OTLP exporter the
+// configuration names (tests record spans in memory).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(a *App) { a.Tracer = tp }
+}
+
 // New builds omnichat from its configuration. It connects to nothing yet:
 // a database or Temporal that is away is waited for when work starts.
 func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
@@ -71,26 +86,60 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.Store = models.NewStore(db)
-	if a.Temporal == nil {
-		a.Temporal, err = client.NewLazyClient(client.Options{
-			HostPort:  cfg.TemporalAddress,
-			Namespace: cfg.TemporalNamespace,
-			Logger:    tlog.NewStructuredLogger(logger),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("client for Temporal at %s: %w", cfg.TemporalAddress, err)
-		}
-		a.ownsTemporal = true
-	}
-	a.Chats = chatcmd.New(a.Temporal, cfg.TaskQueue)
-	a.Chats.ActionStartTimeout = cfg.ActionStartTimeout
 	if a.Providers, err = providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL); err != nil {
 		return nil, err
 	}
+	a.Metrics = telemetry.NewMetrics(prometheus.NewRegistry(), a.Providers.Names())
+	if a.Tracer == nil && cfg.OTLPEndpoint != "" {
+		tp, err := telemetry.NewTracerProvider(context.Background(), cfg.OTLPEndpoint, cfg.OTLPProtocol)
+		if err != nil {
+			return nil, err
+		}
+		a.Tracer = tp
+		a.shutdown = append(a.shutdown, tp.Shutdown)
+	}
+	if a.Temporal == nil {
+		if err := a.dialTemporal(); err != nil {
+			return nil, err
+		}
+	}
+	a.Chats = chatcmd.New(a.Temporal, cfg.TaskQueue)
+	a.Chats.ActionStartTimeout = cfg.ActionStartTimeout
 	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats, Actions: a.Chats,
 		TemporalHealth: a.Chats.Health, Logger: logger, EventRetention: cfg.EventRetention,
-		EventStreamsPerUser: cfg.EventStreamsPerUser, SessionTTL: cfg.SessionTTL})
+		EventStreamsPerUser: cfg.EventStreamsPerUser, SessionTTL: cfg.SessionTTL, Metrics: a.Metrics})
+	a.Metrics.GaugeFunc("event_stream_clients", "Event streams (panel tabs) this process holds open.",
+		func() float64 { return float64(a.Services.Events.Streams()) })
 	return a, nil
+}
+
+// dialTemporal makes the App's Temporal client, with the SDK's metrics in
+// the App's registry and, when tracing is on, the tracing interceptor, which
+// the workers built from the client inherit.
+func (a *App) dialTemporal() error {
+	sdkMetrics, stopMetrics, err := a.Metrics.TemporalMetrics(a.Logger)
+	if err != nil {
+		return err
+	}
+	a.shutdown = append(a.shutdown, stopMetrics)
+	opts := client.Options{
+		HostPort:       a.Config.TemporalAddress,
+		Namespace:      a.Config.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(a.Logger),
+		MetricsHandler: sdkMetrics,
+	}
+	if a.Tracer != nil {
+		tracing, err := telemetry.TemporalTracing(a.Tracer)
+		if err != nil {
+			return fmt.Errorf("tracing interceptor for Temporal: %w", err)
+		}
+		opts.Interceptors = append(opts.Interceptors, tracing)
+	}
+	if a.Temporal, err = client.NewLazyClient(opts); err != nil {
+		return fmt.Errorf("client for Temporal at %s: %w", a.Config.TemporalAddress, err)
+	}
+	a.ownsTemporal = true
+	return nil
 }
 
 // Close ends the event streams and releases the database pool and, when the
@@ -101,13 +150,29 @@ func (a *App) Close() {
 		a.Temporal.Close()
 	}
 	a.Store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, stop := range a.shutdown {
+		if err := stop(ctx); err != nil {
+			a.Logger.Warn("telemetry not flushed", "error", err)
+		}
+	}
+}
+
+// MetricsHandler serves /metrics: every metric of the process in the
+// Prometheus text format. It is meant for a listener of its own, apart from the API.
+func (a *App) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	return mux
 }
 
 // Handler is the HTTP API; it starts the event streams' listener and pruning.
 func (a *App) Handler() http.Handler {
 	a.Services.Events.Start()
 	return api.New(api.Deps{Services: a.Services, Logger: a.Logger, MaxBodyBytes: a.Config.MaxBodyBytes, MaxUploadBytes: a.Config.MaxUploadBytes,
-		RateLimitPerToken: a.Config.RateLimitPerToken, WebhookRateLimit: a.Config.WebhookRateLimit})
+		RateLimitPerToken: a.Config.RateLimitPerToken, WebhookRateLimit: a.Config.WebhookRateLimit,
+		Metrics: a.Metrics, TracerProvider: a.Tracer})
 }
 
 // activityGroups are the worker's activities, each group with the services it uses.
@@ -115,7 +180,7 @@ func (a *App) activityGroups() []omniworker.Group {
 	s := a.Services
 	return []omniworker.Group{
 		&activities.Conversation{Chats: s.Chats, Channels: s.Channels},
-		&activities.Delivery{Chats: s.Chats, Channels: s.Channels},
+		&activities.Delivery{Chats: s.Chats, Channels: s.Channels, Metrics: a.Metrics},
 		&activities.Media{Chats: s.Chats, Channels: s.Channels},
 		&activities.Dispatching{Routing: s.Routing},
 		&activities.Actions{Actions: s.Actions, Cases: s.Cases, Workflows: a.Chats},

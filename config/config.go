@@ -38,6 +38,11 @@ type Config struct {
 	EventRetention      time.Duration
 	EventStreamsPerUser int
 	SessionTTL          time.Duration
+	// MetricsAddr is where /metrics listens, apart from the API; empty: off.
+	MetricsAddr string
+	// OTLPEndpoint is the collector traces are exported to; empty: tracing off.
+	OTLPEndpoint string
+	OTLPProtocol string
 }
 
 // Var documents one environment variable; the README table and --help come from this list.
@@ -67,6 +72,9 @@ var Vars = []Var{
 	{"OMNICHAT_EVENT_RETENTION", "24h", "How long the event log keeps events; a client resuming from an older event ID gets one `resync` event."},
 	{"OMNICHAT_EVENT_STREAMS_PER_USER", "8", "Event streams (browser tabs) one user may hold open per API process; over it, 429."},
 	{"OMNICHAT_SESSION_TTL", "12h", "How long a web panel sign-in lasts."},
+	{"OMNICHAT_METRICS_ADDR", "", "Address `/metrics` (Prometheus text format) listens on, apart from the API, in `serve`, `worker` and `all`; empty: no metrics listener."},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector URL traces are exported to (`http://host:4318` for http/protobuf, `http://host:4317` for grpc); empty: tracing off. `OTEL_SERVICE_NAME` (default `omnichat`) and `OTEL_RESOURCE_ATTRIBUTES` apply."},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "OTLP protocol of the trace exporter: `http/protobuf` or `grpc`."},
 	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
 }
 
@@ -162,6 +170,9 @@ func Load() (Config, error) {
 		LogFormat:         strings.ToLower(get("OMNICHAT_LOG_FORMAT")),
 		TelegramAPIURL:    get("OMNICHAT_TELEGRAM_API_URL"),
 		FacebookGraphURL:  get("OMNICHAT_FACEBOOK_GRAPH_URL"),
+		MetricsAddr:       get("OMNICHAT_METRICS_ADDR"),
+		OTLPEndpoint:      get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+		OTLPProtocol:      get("OTEL_EXPORTER_OTLP_PROTOCOL"),
 	}
 	var errs []string
 	if err := c.LogLevel.UnmarshalText([]byte(get("OMNICHAT_LOG_LEVEL"))); err != nil {
@@ -202,6 +213,14 @@ func Load() (Config, error) {
 	}
 	if c.SessionTTL, err = time.ParseDuration(get("OMNICHAT_SESSION_TTL")); err != nil || c.SessionTTL < time.Minute {
 		errs = append(errs, "OMNICHAT_SESSION_TTL must be a Go duration of at least 1m")
+	}
+	if c.OTLPProtocol != "http/protobuf" && c.OTLPProtocol != "grpc" {
+		errs = append(errs, "OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or grpc")
+	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL")
+		}
 	}
 	if c.DatabaseURL == "" || c.TemporalAddress == "" || c.TaskQueue == "" {
 		errs = append(errs, "OMNICHAT_DATABASE_URL, OMNICHAT_TEMPORAL_ADDRESS and OMNICHAT_TASK_QUEUE must not be empty")

@@ -13,7 +13,11 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range Vars {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` | `"+v.Default+"` |") {
+		def := "`" + v.Default + "`"
+		if v.Default == "" {
+			def = "(empty)"
+		}
+		if !strings.Contains(string(readme), "| `"+v.Name+"` | "+def+" |") {
 			t.Errorf("README configuration table lacks %s with default %q", v.Name, v.Default)
 		}
 	}

@@ -20,6 +20,7 @@ type ChatInfo struct {
 	CompletionTimeout time.Duration
 	Status            string
 	AgentID           *uuid.UUID
+	OfferedAt         *time.Time
 }
 
 // IngestInput is one inbound message for a chat.
@@ -211,7 +212,7 @@ func chatInfo(tx *gorm.DB, chatID uuid.UUID) (ChatInfo, error) {
 	}
 	q := Queue{CompletionTimeoutMinutes: row.CompletionTimeoutMinutes}
 	return ChatInfo{ChatID: row.ID, ContactID: row.ContactID, QueueID: row.QueueID, RoutingRule: row.RoutingRule,
-		CompletionTimeout: q.CompletionTimeout(), Status: row.Status, AgentID: row.AgentID}, nil
+		CompletionTimeout: q.CompletionTimeout(), Status: row.Status, AgentID: row.AgentID, OfferedAt: row.OfferedAt}, nil
 }
 
 // AcceptOutcome says whether an accept took the chat and, when it did not
@@ -220,6 +221,12 @@ type AcceptOutcome struct {
 	Accepted bool
 	Status   string
 	AgentID  *uuid.UUID
+	// Took: this call made the agent the chat's agent (not a repeat), at
+	// AcceptedAt; OfferedAt is when the chat had been offered to them (zero
+	// for a chat taken without an offer).
+	Took       bool
+	AcceptedAt time.Time
+	OfferedAt  time.Time
 }
 
 // Accept makes agentID the chat's agent: the chat must be offered to them, or
@@ -254,7 +261,10 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) (AcceptOu
 			Updates(map[string]any{"status": domain.ChatInProgress, "agent_id": agentID, "accepted_at": now}).Error; err != nil {
 			return err
 		}
-		out = AcceptOutcome{Accepted: true, Status: domain.ChatInProgress, AgentID: &agentID}
+		out = AcceptOutcome{Accepted: true, Status: domain.ChatInProgress, AgentID: &agentID, Took: true, AcceptedAt: now}
+		if info.Status == domain.ChatOffered && info.OfferedAt != nil {
+			out.OfferedAt = *info.OfferedAt
+		}
 		return tx.Model(&User{}).Where("id = ?", agentID).Update("last_accepted_at", now).Error
 	})
 	return out, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/telemetry"
 )
 
 // commandTimeout bounds how long an agent's request waits for its chat's
@@ -24,6 +25,7 @@ type Chats struct {
 	files    FileStorage
 	runtime  ChatRuntime
 	channels *Channels
+	metrics  *telemetry.Metrics
 }
 
 // MessageView is a message with its attachments (without their content).

@@ -23,13 +23,21 @@ func (c *Chats) Ingest(ctx context.Context, in models.IngestInput) (models.Inges
 		opened := in.OpenChat && res.Stored && res.Chat.Status == domain.ChatWaiting
 		return opened && res.Chat.RoutingRule == domain.RuleAvailableAgent, err
 	})
+	if err == nil {
+		// Nothing written: a provider's redelivery of a stored message.
+		c.metrics.Ingested(!res.Stored && !res.Edited)
+	}
 	return res, err
 }
 
 // RecordAccept makes the agent the chat's agent within their capacity; a chat
 // another agent holds is reported, not refused, so the workflow learns the truth.
 func (c *Chats) RecordAccept(ctx context.Context, chatID, agentID uuid.UUID) (models.AcceptOutcome, error) {
-	return c.store.Accept(ctx, chatID, agentID)
+	out, err := c.store.Accept(ctx, chatID, agentID)
+	if err == nil && out.Took {
+		c.metrics.Accepted(out.OfferedAt, out.AcceptedAt)
+	}
+	return out, err
 }
 
 // ExpireOffer takes back an offer the agent did not accept in time and makes
@@ -41,6 +49,9 @@ func (c *Chats) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (boo
 		expired, err = tx.ExpireOffer(ctx, chatID, agentID)
 		return expired, err
 	})
+	if err == nil && expired {
+		c.metrics.OfferExpired()
+	}
 	return expired, err
 }
 

@@ -79,6 +79,13 @@ func (e *Events) Subscribe(user uuid.UUID) (*Subscription, error) {
 	return s, nil
 }
 
+// Streams is how many event streams this process holds open.
+func (e *Events) Streams() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs)
+}
+
 // Close ends the subscription.
 func (s *Subscription) Close() {
 	e := s.ev

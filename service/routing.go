@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/telemetry"
 	"github.com/omnichat/omnichat/routing"
 )
 
@@ -39,6 +40,7 @@ type Routing struct {
 	runtime ChatRuntime
 	logger  *slog.Logger
 	safety  time.Duration
+	metrics *telemetry.Metrics
 }
 
 // Decide turns a snapshot into offers with routing.Assign.
@@ -91,6 +93,7 @@ func (r *Routing) Pass(ctx context.Context) (PassResult, error) {
 		}
 		snap.Accept = rs.AcceptTimeout
 	}
+	r.metrics.Offered(len(offers))
 	err = r.notify(ctx, append(offers, missed...), snap.Accept)
 	return PassResult{Offers: len(offers), More: more}, err
 }

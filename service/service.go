@@ -19,6 +19,7 @@ import (
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/telemetry"
 	"github.com/omnichat/omnichat/nocode"
 )
 
@@ -97,6 +98,8 @@ type Deps struct {
 	EventStreamsPerUser int
 	// SessionTTL is how long a panel session lasts (0: 12 h).
 	SessionTTL time.Duration
+	// Metrics records what the services do (nil: nothing is recorded).
+	Metrics *telemetry.Metrics
 }
 
 // Services are every domain service, built once by the composition root.
@@ -125,7 +128,7 @@ func New(d Deps) *Services {
 		d.Files = d.Store
 	}
 	channelsSvc := &Channels{store: d.Store, providers: d.Providers, logger: d.Logger}
-	chats := &Chats{store: d.Store, files: d.Files, runtime: d.Runtime, channels: channelsSvc}
+	chats := &Chats{store: d.Store, files: d.Files, runtime: d.Runtime, channels: channelsSvc, metrics: d.Metrics}
 	cases := &Cases{store: d.Store}
 	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases}
 	actions.caller = &nocode.Caller{AllowList: actions.allowList}
@@ -139,7 +142,8 @@ func New(d Deps) *Services {
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
 		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
-		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval)},
+		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval),
+			metrics: d.Metrics},
 		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
 		Events: &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),
 			PerUser: cmp.Or(d.EventStreamsPerUser, 8)},

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
@@ -138,7 +139,9 @@ type Stack struct {
 	Temporal  client.Client
 	Chats     *chatcmd.Client
 	TaskQueue string
-	worker    *app.Worker
+	// MetricsURL serves the stack's /metrics, as OMNICHAT_METRICS_ADDR would.
+	MetricsURL string
+	worker     *app.Worker
 }
 
 // Options point a stack's providers at fake servers.
@@ -151,6 +154,12 @@ type Options struct {
 	ActionStartTimeout time.Duration
 	// WorkerInterceptors wrap the worker's workflows and activities.
 	WorkerInterceptors []interceptor.WorkerInterceptor
+	// OwnTemporalClient: the stack dials the dev server with a client of its
+	// own, as the binary does (with the SDK's metrics and, given a
+	// TracerProvider, tracing), instead of sharing the test binary's client.
+	OwnTemporalClient bool
+	// TracerProvider traces the stack (with OwnTemporalClient, Temporal too).
+	TracerProvider trace.TracerProvider
 }
 
 // NewStack starts API and worker on their own database and task queue, so
@@ -192,17 +201,30 @@ func NewStackWith(t testing.TB, tc client.Client, opts Options) *Stack {
 		dsn = proxy.DSN(dsn)
 	}
 	taskQueue := "omnichat-test-" + randomHex(4)
-	a, err := app.New(Config(dsn, taskQueue, opts), Logger(), app.WithTemporal(tc), app.WithWorkerInterceptors(opts.WorkerInterceptors...))
+	cfg := Config(dsn, taskQueue, opts)
+	appOpts := []app.Option{app.WithWorkerInterceptors(opts.WorkerInterceptors...)}
+	if opts.OwnTemporalClient {
+		cfg.TemporalAddress = TemporalAddress
+	} else {
+		appOpts = append(appOpts, app.WithTemporal(tc))
+	}
+	if opts.TracerProvider != nil {
+		appOpts = append(appOpts, app.WithTracerProvider(opts.TracerProvider))
+	}
+	a, err := app.New(cfg, Logger(), appOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stack{t: t, App: a, Store: store, Database: proxy, Temporal: tc, Chats: a.Chats, TaskQueue: taskQueue}
+	s := &Stack{t: t, App: a, Store: store, Database: proxy, Temporal: a.Temporal, Chats: a.Chats, TaskQueue: taskQueue}
 	s.StartWorker()
 	srv := httptest.NewServer(a.Handler())
 	s.URL = srv.URL
+	metrics := httptest.NewServer(a.MetricsHandler())
+	s.MetricsURL = metrics.URL + "/metrics"
 	t.Cleanup(func() {
 		a.Services.Events.Close() // ends open event streams, which srv.Close waits for
 		srv.Close()
+		metrics.Close()
 		s.StopWorker()
 		a.Close()
 	})

@@ -183,10 +183,19 @@ func (c *chat) run(ctx workflow.Context) error {
 			continue
 		}
 		c.timer = nil // fired; a new deadline gets a new timer
+		recordLateness(ctx, summary, deadline)
 		if err := c.locked(ctx, func() error { return fire(ctx) }); err != nil {
 			return err
 		}
 	}
+}
+
+// recordLateness records how long after its deadline a timer's workflow
+// task started. The SDK's handler records nothing while replaying, and a
+// metric is no command, so histories are unaffected.
+func recordLateness(ctx workflow.Context, timer string, deadline time.Time) {
+	late := max(workflow.Now(ctx).Sub(deadline), 0)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"timer": timer}).Timer(MetricTimerLateness).Record(late)
 }
 
 // quiet reports that no handler, delivery or download is in flight.

@@ -49,6 +49,12 @@ const (
 	TimerCompletion = "completion"
 )
 
+// MetricTimerLateness is the histogram, through the SDK's metrics handler,
+// of how late a chat's accept or completion timer is handled after its
+// deadline, labelled timer=accept|completion; Prometheus shows it as
+// omnichat_timer_lateness_seconds.
+const MetricTimerLateness = "omnichat_timer_lateness"
+
 // ChatWorkflowID is the one workflow ID of a customer conversation: at most
 // one open chat per conversation; a closed chat's next message starts a new run.
 func ChatWorkflowID(channelID, conversationID string) string {

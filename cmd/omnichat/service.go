@@ -31,7 +31,24 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 	}
 	defer a.Close()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if cfg.MetricsAddr != "" {
+		// Its own listener: scrapers reach it on an internal address, the
+		// API's clients never do.
+		msrv := &http.Server{Addr: cfg.MetricsAddr, Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second}
+		go func() {
+			if err := msrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		logger.Info("metrics listening", "addr", cfg.MetricsAddr, "path", "/metrics")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = msrv.Shutdown(sctx)
+		}()
+	}
 	if withAPI {
 		srv := &http.Server{
 			Addr:              cfg.HTTPAddr,
