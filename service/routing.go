@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/telemetry"
 	"github.com/omnichat/omnichat/routing"
+	"github.com/omnichat/omnichat/telemetry"
 )
 
 const (

@@ -19,8 +19,8 @@ import (
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
-	"github.com/omnichat/omnichat/telemetry"
 	"github.com/omnichat/omnichat/nocode"
+	"github.com/omnichat/omnichat/telemetry"
 )
 
 // The rows services hand out, named here so callers need not import models.
@@ -142,9 +142,9 @@ func New(d Deps) *Services {
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
 		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
-		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval),
+		Routing: &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval),
 			metrics: d.Metrics},
-		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
+		Health: &Health{store: d.Store, temporal: d.TemporalHealth},
 		Events: &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),
 			PerUser: cmp.Or(d.EventStreamsPerUser, 8)},
 		Sessions: newSessions(d.Store, cmp.Or(d.SessionTTL, 12*time.Hour)),
