@@ -8,6 +8,6 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/omnichat ./cmd/omnichat
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/omnichat /omnichat
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/omnichat"]
 CMD ["all"]
