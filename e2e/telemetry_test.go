@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/omnichat/omnichat/channels/apichannel"
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
 )
@@ -94,6 +95,9 @@ func TestMetricsMoveThroughALifecycle(t *testing.T) {
 	ch := e.channel(q)
 	e.activate(alice)
 
+	bad := inboundBody("conv-x", "x-1", "forged")
+	e.must(401, e.Do("POST", "/webhooks/api/"+ch, "", bad, apichannel.SignatureHeader, apichannel.Sign("wrong-secret-wrong-secret", bad)), "forged webhook")
+	e.must(404, e.Do("POST", "/webhooks/made-up/"+ch, "", bad), "webhook of no provider")
 	e.must(200, e.inbound(ch, "conv-1", "m-1", "Hello"), "inbound")
 	e.must(200, e.inbound(ch, "conv-1", "m-1", "Hello"), "the provider redelivers the message")
 	offered := e.waitOffer(alice)
@@ -138,7 +142,9 @@ func TestMetricsMoveThroughALifecycle(t *testing.T) {
 		min    float64
 	}{
 		{"omnichat_webhook_requests_total", []string{"provider", "api", "status", "200"}, 3},
-		{"omnichat_webhook_duration_seconds", []string{"provider", "api"}, 3},
+		{"omnichat_webhook_requests_total", []string{"provider", "api", "status", "401"}, 1},
+		{"omnichat_webhook_requests_total", []string{"provider", "other", "status", "404"}, 1},
+		{"omnichat_webhook_duration_seconds", []string{"provider", "api"}, 4},
 		{"omnichat_messages_ingested_total", nil, 2},
 		{"omnichat_messages_duplicate_total", nil, 1},
 		{"omnichat_offers_total", nil, 2},
@@ -167,6 +173,9 @@ func TestMetricsMoveThroughALifecycle(t *testing.T) {
 	for _, w := range want {
 		v, _ := metricValue(got, w.name, w.labels...)
 		t.Logf("%s%v = %v", w.name, w.labels, v)
+	}
+	for _, m := range got["omnichat_timer_lateness_seconds"].GetMetric() {
+		t.Logf("timer lateness %v: %d timers, %.3f s in all", m.GetLabel(), m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum())
 	}
 	if v, _ := metricValue(got, "omnichat_accepts_total"); v != 1 {
 		t.Fatalf("one accept, counted %v times", v)
