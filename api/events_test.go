@@ -334,6 +334,35 @@ func TestEventsCommittedOutOfOrderAreNotSkipped(t *testing.T) {
 	}
 }
 
+// A transaction left open in another database of the same PostgreSQL (a
+// dump, another application, a parallel test) does not hold streams back.
+func TestEventsNotHeldBackByAnotherDatabase(t *testing.T) {
+	f := newEventsFixture(t, service.Deps{})
+	agent, token := f.user(false, f.queue)
+	chat := f.chat(f.queue, "in_progress", &agent)
+	s := openStream(t, f.url, token, "")
+	s.next(10 * time.Second) // ready
+
+	other, _ := testenv.NewDatabase(t)
+	conn, err := pgx.Connect(f.ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(f.ctx)
+	open, err := conn.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = open.Rollback(f.ctx) }()
+	if _, err := open.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil { // holds a transaction ID
+		t.Fatal(err)
+	}
+	id := f.inbound(chat, "while another database has a transaction open")
+	if e := s.nextOf("message.created", chat, 10*time.Second); e.Data["message_id"] != id {
+		t.Fatalf("got %v, want %s", e.Data["message_id"], id)
+	}
+}
+
 func TestEventsNoneForARolledBackChange(t *testing.T) {
 	f := newEventsFixture(t, service.Deps{})
 	agent, token := f.user(false, f.queue)

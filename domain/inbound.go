@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // Message kinds.
 const (
@@ -65,4 +69,27 @@ type InboundMessage struct {
 type AttachmentRef struct {
 	Kind, RemoteID, URL, Name, MediaType string
 	Size                                 int64
+}
+
+// CleanText makes provider text storable: PostgreSQL's text cannot hold NUL,
+// and invalid UTF-8 is refused, so both become U+FFFD. A message the webhook
+// acknowledged must never be one the database refuses.
+func CleanText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// Clean applies CleanText to every text the message carries.
+func (m *InboundMessage) Clean() {
+	for _, s := range []*string{&m.ConversationID, &m.ExternalID, &m.SenderID, &m.SenderName, &m.Text, &m.Kind, &m.Event, &m.ReplyToken} {
+		*s = CleanText(*s)
+	}
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		for _, s := range []*string{&a.Kind, &a.RemoteID, &a.URL, &a.Name, &a.MediaType} {
+			*s = CleanText(*s)
+		}
+	}
 }

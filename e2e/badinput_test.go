@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels/apichannel"
@@ -124,4 +125,43 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	if bytes.Contains(r.Body, []byte(channelSecret)) {
 		t.Fatalf("channel secret returned: %s", r.Body)
 	}
+}
+
+// Text PostgreSQL cannot store (a NUL, invalid UTF-8) never jams a chat: a
+// customer's is stored with U+FFFD in its place and the conversation goes
+// on; an agent's is refused with 422 and the next reply goes out.
+func TestTextTheDatabaseCannotStoreJamsNothing(t *testing.T) {
+	e := newEnv(t)
+	alice := e.agent("alice")
+	q := e.queue("Q", domain.RuleAvailableAgent, 0, alice)
+	e.activate(alice)
+	ch := e.channel(q)
+	e.must(200, e.inbound(ch, "nul", "m-1", "bad \x00 byte"), "customer message with a NUL")
+	e.must(200, e.inbound(ch, "nul", "m-2", "and then \xff"), "customer message with invalid UTF-8")
+	e.must(200, e.inbound(ch, "nul", "m-3", "plain"), "a plain message after them")
+	offered := e.waitOffer(alice)
+	path := "/api/v1/chats/" + offered.ID.String()
+	testenv.Eventually(t, 15*time.Second, "all three customer messages are stored", func() bool {
+		var msgs api.MessagePage
+		e.must(200, e.Do("GET", path+"/messages", alice.Token, nil), "conversation").Decode(t, &msgs)
+		var texts []string
+		for _, m := range msgs.Items {
+			texts = append(texts, m.Text)
+		}
+		return strings.Join(texts, "|") == "bad \uFFFD byte|and then \uFFFD|plain"
+	})
+	e.must(200, e.Do("POST", path+"/accept", alice.Token, nil), "accept")
+	if p := problemOf(t, e.Do("POST", path+"/messages", alice.Token, map[string]any{"text": "oops \x00"})); p.Status != 422 {
+		t.Fatalf("reply with a NUL: %+v", p)
+	}
+	var sent api.MessageDTO
+	e.must(201, e.Do("POST", path+"/messages", alice.Token, map[string]any{"text": "All fine"}), "the next reply").Decode(t, &sent)
+	testenv.Eventually(t, 15*time.Second, "the next reply reaches the customer", func() bool {
+		for _, r := range e.out.got() {
+			if r.MessageID == sent.ID.String() {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -186,3 +186,13 @@ func TestIngestIsIdempotent(t *testing.T) {
 		t.Fatalf("contact must be reused, %d contacts", contacts)
 	}
 }
+
+// A value PostgreSQL cannot store is a refusal (retrying cannot help), not an
+// outage: work that hits one fails at once instead of retrying for ever.
+func TestDataTheDatabaseRefusesIsInvalid(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	err := f.s.CreateQueue(f.ctx, &models.Queue{Name: "bad \x00 name", RoutingRule: domain.RuleAllAgents})
+	if !errors.Is(err, domain.ErrInvalid) || errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("got %v, want a domain.ErrInvalid", err)
+	}
+}

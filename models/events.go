@@ -57,6 +57,22 @@ type EventViewer struct {
 	Admin  bool
 }
 
+// readableBelow is the SQL for the transaction ID below which every
+// transaction of this database has ended: the oldest transaction still in
+// progress in the current snapshot, leaving out those PostgreSQL reports as
+// running in another database (they write no events here). A plain
+// pg_snapshot_xmin would let any long transaction anywhere in the cluster —
+// a dump, another application, a parallel test — hold every stream back.
+// A transaction the query cannot place (ended meanwhile, or hidden from this
+// role) counts as ours: the reader waits, it never skips.
+const readableBelow = `(SELECT coalesce((
+		SELECT min(xip::text::numeric) FROM pg_snapshot_xip(s.snap) AS xip
+		WHERE xip::text::numeric % 4294967296 NOT IN (
+			SELECT a.backend_xid::text::numeric FROM pg_stat_activity a
+			WHERE a.backend_xid IS NOT NULL AND a.datname IS NOT NULL AND a.datname <> current_database())
+	), pg_snapshot_xmax(s.snap)::text::numeric)::text::xid8
+	FROM (SELECT pg_current_snapshot() AS snap) s)`
+
 // eventRow is an event as scanned; txid comes as text (xid8).
 type eventRow struct {
 	ID        *int64
@@ -69,15 +85,15 @@ type eventRow struct {
 }
 
 // ReadEvents returns up to limit events after pos that v may see, and the
-// position to read from next. Only transactions older than the snapshot's
-// xmin are read: every one of them has ended, and no transaction that starts
-// later can write below it, so a reader that moves past them never skips an
-// event committed late. When fewer than limit events come back, the next
-// position moves to that xmin (everything below it was looked at).
+// position to read from next. Only transactions below readableBelow are
+// read: every one of them has ended, and no transaction that starts later
+// can write below it, so a reader that moves past them never skips an event
+// committed late. When fewer than limit events come back, the next position
+// moves to that bound (everything below it was looked at).
 func (s *Store) ReadEvents(ctx context.Context, v EventViewer, pos EventPos, limit int) ([]Event, EventPos, error) {
 	var rows []eventRow
 	err := s.db.WithContext(ctx).Raw(`
-		WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+		WITH s AS (SELECT `+readableBelow+` AS x)
 		SELECT e.id, e.txid::text AS tx_id, e.type, e.chat_id, e.data, e.created_at, s.x::text AS xmin
 		FROM s LEFT JOIN LATERAL (
 			SELECT * FROM events e
@@ -113,7 +129,7 @@ func (s *Store) ReadEvents(ctx context.Context, v EventViewer, pos EventPos, lim
 // EventTail is where a new reader starts: after every event already readable.
 func (s *Store) EventTail(ctx context.Context) (EventPos, error) {
 	var x string
-	if err := s.db.WithContext(ctx).Raw(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&x).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw(`SELECT (` + readableBelow + `)::text`).Scan(&x).Error; err != nil {
 		return EventPos{}, fmt.Errorf("event tail: %w", err)
 	}
 	tx, err := strconv.ParseUint(x, 10, 64)
@@ -143,7 +159,7 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time) (int64, error
 			ID   int64
 		}
 		if err := tx.Raw(`SELECT txid::text AS tx_id, id FROM events
-			WHERE created_at < ? AND txid < pg_snapshot_xmin(pg_current_snapshot())
+			WHERE created_at < ? AND txid < `+readableBelow+`
 			ORDER BY txid DESC, id DESC LIMIT 1`, cutoff).Scan(&last).Error; err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ func Open(dsn string) (*gorm.DB, error) {
 	for _, p := range []interface {
 		Register(name string, fn func(*gorm.DB)) error
 	}{db.Callback().Create(), db.Callback().Query(), db.Callback().Update(), db.Callback().Delete(), db.Callback().Row(), db.Callback().Raw()} {
-		if err := p.Register("omnichat:unavailable", func(tx *gorm.DB) { tx.Error = markUnavailable(tx.Error) }); err != nil {
+		if err := p.Register("omnichat:unavailable", func(tx *gorm.DB) { tx.Error = markRefusedData(markUnavailable(tx.Error)) }); err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
@@ -83,6 +83,18 @@ func markUnavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+}
+
+// markRefusedData wraps PostgreSQL's data exceptions (class 22: a value it
+// cannot store, such as a NUL in text) in domain.ErrInvalid: retrying cannot
+// change them, so work that hits one must fail at once instead of blocking
+// its chat behind retries that never succeed.
+func markRefusedData(err error) error {
+	var pg *pgconn.PgError
+	if err == nil || errors.Is(err, domain.ErrInvalid) || !errors.As(err, &pg) || !strings.HasPrefix(pg.Code, "22") {
+		return err
+	}
+	return fmt.Errorf("the database refused the data (%s): %w", pg.Message, domain.ErrInvalid)
 }
 
 func connectionFailure(err error) bool {

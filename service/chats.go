@@ -194,6 +194,9 @@ type SendInput struct {
 // Send stores the agent's reply and has the chat deliver it. The same
 // idempotency key sends once, however often the request is retried.
 func (c *Chats) Send(ctx context.Context, p *Principal, chatID uuid.UUID, in SendInput) (view *MessageView, err error) {
+	if domain.CleanText(in.Text) != in.Text {
+		return nil, fmt.Errorf("text must be valid UTF-8 without NUL characters: %w", domain.ErrInvalid)
+	}
 	row, err := c.Get(ctx, p, chatID)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,9 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 	if err != nil {
 		return 0, err
 	}
+	for k := range msgs {
+		msgs[k].Clean()
+	}
 	for _, m := range msgs {
 		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
 		if !handled {
