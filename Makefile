@@ -7,7 +7,7 @@ DATA_DIR ?= .data
 # Settings come from the environment and from .env, which bin/omnichat reads
 # itself: make and every command in another terminal see the same ones.
 
-.PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
+.PHONY: lint-openapi fuzz run test test-faults build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -34,6 +34,9 @@ admin: build ## create an admin and print a token: make admin EMAIL=you@example.
 
 test: temporal ## the whole suite against real PostgreSQL and a Temporal dev server
 	TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 20m ./...
+
+test-faults: temporal ## the fault suite: real processes killed and paused under a stream of webhooks (about 5 min)
+	OMNICHAT_FAULTS=1 TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 15m -v -run TestNothingAcknowledgedIsLost ./faults
 
 lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
 	go vet ./...

@@ -95,8 +95,9 @@ func setup(t *testing.T, s *stack) world {
 	admin := api{base: "http://" + s.app.addr, http: &http.Client{Timeout: 30 * time.Second}, token: s.token}
 	outbound := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		// Like a provider, one ID per message, the same for its retries.
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"message_id":"out"}`))
+		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": "out-" + r.Header.Get("Idempotency-Key")})
 	}))
 	t.Cleanup(outbound.Close)
 	admin.must(t, "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": strconv.Itoa(simultaneous)}, nil)

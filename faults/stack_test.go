@@ -193,8 +193,8 @@ func startTemporal(t *testing.T, dir string) *temporalServer {
 	ts := &temporalServer{t: t, cli: cli, state: filepath.Join(dir, "temporal.db"), log: filepath.Join(dir, "temporal.log"), port: freePort(t)}
 	ts.ports = []string{"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t))}
 	ts.address = fmt.Sprintf("127.0.0.1:%d", ts.port)
-	ts.Start()
 	t.Cleanup(ts.Kill)
+	ts.Start()
 	return ts
 }
 
