@@ -1,15 +1,21 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
@@ -127,5 +133,34 @@ func TestLimiterTableIsBounded(t *testing.T) {
 	}
 	if n := l.Len(); n > api.MaxLimiters {
 		t.Fatalf("limiter table holds %d buckets, bound is %d", n, api.MaxLimiters)
+	}
+}
+
+// A webhook whose body stops short of its Content-Length (the provider's
+// connection dropped mid-body) is answered 503 with Retry-After, so the
+// provider retries, not 500.
+func TestWebhookBodyCutShortAnswers503(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	srv := apiWith(store, &unavailable{}, func(context.Context) error { return nil }, 10)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /webhooks/api/%s HTTP/1.1\r\nHost: omnichat\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"conversation_id\":", uuid.NewString())
+	// Half-close: the body ends here, and the answer can still be read.
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("webhook cut short: %d (Retry-After %q): %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 }
