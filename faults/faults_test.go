@@ -175,8 +175,8 @@ func runScenario(t *testing.T, bin string, sc scenario, runID string) row {
 	w := setup(t, s)
 	l := newLoad(s, w, runID)
 	l.start()
-	stopAgents := agentsAtWork(w)
-	defer stopAgents()
+	agents := agentsAtWork(w)
+	defer agents.Stop()
 	mon := watchCapacity(s)
 	defer mon.stop()
 
@@ -286,7 +286,7 @@ func runScenario(t *testing.T, bin string, sc scenario, runID string) row {
 	}
 
 	res.during, res.firstAfter = judgeCalls(t, sc, r, calls)
-	checkChats(t, s, w, r)
+	checkChats(t, s, r, agents)
 	checkWorkflows(t, s)
 	for _, over := range mon.stop() {
 		t.Errorf("an agent held more than %d chats: %s", simultaneous, over)
@@ -359,6 +359,7 @@ func storedAmong(s *stack, channel string, ids []string) (int, error) {
 func judgeCalls(t *testing.T, sc scenario, r *scenarioRun, calls []call) (string, time.Duration) {
 	t.Helper()
 	during := map[string]int{}
+	slowest := map[string]time.Duration{}
 	first := time.Duration(-1)
 	bad := map[string]int{}
 	for _, c := range calls {
@@ -366,6 +367,7 @@ func judgeCalls(t *testing.T, sc scenario, r *scenarioRun, calls []call) (string
 		inFault := end.After(r.faultStart) && c.at.Before(r.faultEnd)
 		if inFault {
 			during[c.outcome()]++
+			slowest[c.outcome()] = max(slowest[c.outcome()], c.took)
 		}
 		if c.status/100 == 2 && end.After(r.faultEnd) && (first < 0 || end.Sub(r.faultEnd) < first) {
 			first = end.Sub(r.faultEnd)
@@ -390,7 +392,7 @@ func judgeCalls(t *testing.T, sc scenario, r *scenarioRun, calls []call) (string
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, during[k]))
+		parts = append(parts, fmt.Sprintf("%s×%d (≤ %s)", k, during[k], secs(slowest[k])))
 	}
 	if first < 0 {
 		t.Error("no 2xx after the fault")
@@ -400,8 +402,9 @@ func judgeCalls(t *testing.T, sc scenario, r *scenarioRun, calls []call) (string
 
 // checkChats checks that routing survived the fault: offers were made after
 // it, no offer outlived its timeout or went to nobody, and every chat is
-// served in the end (the agents accept and close all of them).
-func checkChats(t *testing.T, s *stack, w world, r *scenarioRun) {
+// served and then closed by its completion timer once the agents stop
+// closing chats themselves.
+func checkChats(t *testing.T, s *stack, r *scenarioRun, agents *desk) {
 	t.Helper()
 	var offeredAfter int
 	if err := s.query(func(ctx context.Context, db *sql.DB) error {
@@ -412,8 +415,15 @@ func checkChats(t *testing.T, s *stack, w world, r *scenarioRun) {
 	if offeredAfter == 0 {
 		t.Error("no chat was offered or accepted after the fault")
 	}
+	agents.Finish()
+	var finished time.Time
+	if err := s.query(func(ctx context.Context, db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT now()`).Scan(&finished)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	stale := fmt.Sprintf("%f seconds", acceptTimeoutMinutes*60+20)
-	waitFor(t, 3*time.Minute, "every chat served (none waiting, none offered) once sending stopped", func() error {
+	waitFor(t, 3*time.Minute, "every chat served, answered and closed by its completion timer", func() error {
 		var stuck, nobody, open int
 		err := s.query(func(ctx context.Context, db *sql.DB) error {
 			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE status = 'offered' AND offered_at < now() - $1::interval`, stale).Scan(&stuck); err != nil {
@@ -422,7 +432,7 @@ func checkChats(t *testing.T, s *stack, w world, r *scenarioRun) {
 			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE status = 'offered' AND agent_id IS NULL`).Scan(&nobody); err != nil {
 				return err
 			}
-			return db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE status IN ('waiting', 'offered')`).Scan(&open)
+			return db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE status <> 'closed'`).Scan(&open)
 		})
 		if err != nil {
 			return err
@@ -431,10 +441,21 @@ func checkChats(t *testing.T, s *stack, w world, r *scenarioRun) {
 			t.Fatalf("%d chats offered for longer than the accept timeout and %d offered to nobody", stuck, nobody)
 		}
 		if open > 0 {
-			return fmt.Errorf("%d chats waiting or offered", open)
+			return fmt.Errorf("%d chats open", open)
 		}
 		return nil
 	})
+	var byTimer, byOther int
+	if err := s.query(func(ctx context.Context, db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE close_reason = 'timeout'), count(*) FILTER (WHERE close_reason IS DISTINCT FROM 'timeout')
+			FROM chats WHERE closed_at > $1`, finished).Scan(&byTimer, &byOther)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if byOther > 0 {
+		t.Errorf("%d chats closed otherwise than by their completion timer after the agents stopped closing", byOther)
+	}
+	t.Logf("%d chats closed by their completion timers at the end", byTimer)
 }
 
 // checkWorkflows checks that no workflow failed, was terminated or timed out.

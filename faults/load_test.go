@@ -270,52 +270,107 @@ func (l *load) snapshot() ([]call, []message) {
 	return calls, msgs
 }
 
-// agentsAtWork accept every chat offered to them, answer once and close the
-// chat a moment later, so chats keep being created, routed and closed
-// through the faults; an agent set inactive by an expired offer goes
+// desk is the agents at work: they accept every chat offered to them and
+// answer it. While the customers write, they close each chat a moment later,
+// so chats keep being created, routed and closed through the faults. Once
+// the customers are done (Finish), they stop closing and answer every chat
+// they hold once more, which arms its completion timer: from then on only
+// the timers close chats. An agent set inactive by an expired offer goes
 // active again, as a person at the desk would.
-func agentsAtWork(w world) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
+type desk struct {
+	done      chan struct{}
+	wg        sync.WaitGroup
+	finishing atomic.Bool
+	once      sync.Once
+	agents    int
+	// acks: each agent, on seeing Finish, has no close in flight any more.
+	acks chan struct{}
+}
+
+func agentsAtWork(w world) *desk {
+	d := &desk{done: make(chan struct{}), agents: len(w.agents), acks: make(chan struct{}, len(w.agents))}
 	for _, ag := range w.agents {
-		wg.Add(1)
-		go func(ag api) {
-			defer wg.Done()
-			held := map[string]time.Time{}
-			for {
-				select {
-				case <-done:
-					return
-				case <-time.After(300 * time.Millisecond):
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				var st struct{ Status string }
-				if _, err := ag.do(ctx, "GET", "/api/v1/agent/status", nil, &st); err == nil && st.Status == "inactive" {
-					_, _ = ag.do(ctx, "PUT", "/api/v1/agent/status", map[string]any{"status": "active"}, nil)
-				}
-				var page struct {
-					Items []struct{ ID, Status string }
-				}
-				if _, err := ag.do(ctx, "GET", "/api/v1/chats?limit=100&status=offered", nil, &page); err == nil {
-					for _, c := range page.Items {
-						if _, err := ag.do(ctx, "POST", "/api/v1/chats/"+c.ID+"/accept", nil, nil); err == nil {
-							held[c.ID] = time.Now()
-							_, _ = ag.do(ctx, "POST", "/api/v1/chats/"+c.ID+"/messages", map[string]any{"text": "hello, how can I help?"}, nil)
-						}
-					}
-				}
-				for id, since := range held {
-					if time.Since(since) < 2*time.Second {
-						continue
-					}
-					// Done, or refused for good (closed meanwhile, transferred): let it go.
-					if st, err := ag.do(ctx, "POST", "/api/v1/chats/"+id+"/close", nil, nil); err == nil || (st >= 400 && st < 500) {
-						delete(held, id)
-					}
-				}
-				cancel()
-			}
-		}(ag)
+		d.wg.Add(1)
+		go d.work(ag)
 	}
-	return func() { close(done); wg.Wait() }
+	return d
+}
+
+// Finish: from now on chats are only answered, never closed by the agents.
+// It returns once no agent has a close in flight.
+func (d *desk) Finish() {
+	d.finishing.Store(true)
+	for i := 0; i < d.agents; i++ {
+		select {
+		case <-d.acks:
+		case <-time.After(time.Minute):
+			return
+		}
+	}
+}
+
+// Stop sends the agents home; it may be called more than once.
+func (d *desk) Stop() {
+	d.once.Do(func() { close(d.done) })
+	d.wg.Wait()
+}
+
+func (d *desk) work(ag api) {
+	defer d.wg.Done()
+	held := map[string]time.Time{}
+	answered := map[string]bool{} // answered after the customers were done
+	acked := false
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		finishing := d.finishing.Load()
+		if finishing && !acked {
+			acked = true
+			d.acks <- struct{}{}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var st struct{ Status string }
+		if _, err := ag.do(ctx, "GET", "/api/v1/agent/status", nil, &st); err == nil && st.Status == "inactive" {
+			_, _ = ag.do(ctx, "PUT", "/api/v1/agent/status", map[string]any{"status": "active"}, nil)
+		}
+		var page struct {
+			Items []struct{ ID, Status string }
+		}
+		if _, err := ag.do(ctx, "GET", "/api/v1/chats?limit=100&status=offered", nil, &page); err == nil {
+			for _, c := range page.Items {
+				if _, err := ag.do(ctx, "POST", "/api/v1/chats/"+c.ID+"/accept", nil, nil); err == nil {
+					held[c.ID] = time.Now()
+					_, err := ag.do(ctx, "POST", "/api/v1/chats/"+c.ID+"/messages", map[string]any{"text": "hello, how can I help?"}, nil)
+					answered[c.ID] = finishing && err == nil
+				}
+			}
+		}
+		// A chat accepted by a call whose answer was lost (the API killed
+		// meanwhile) is in the agent's list all the same.
+		if _, err := ag.do(ctx, "GET", "/api/v1/chats?limit=100&status=in_progress", nil, &page); err == nil {
+			for _, c := range page.Items {
+				if _, ok := held[c.ID]; !ok {
+					held[c.ID] = time.Now()
+				}
+			}
+		}
+		for id, since := range held {
+			switch {
+			case finishing && !answered[id]:
+				// Sent, or refused for good (closed by its timer meanwhile).
+				if st, err := ag.do(ctx, "POST", "/api/v1/chats/"+id+"/messages", map[string]any{"text": "anything else?"}, nil); err == nil || (st >= 400 && st < 500) {
+					answered[id] = true
+				}
+			case !finishing && time.Since(since) >= 2*time.Second:
+				// Done, or refused for good (closed meanwhile, transferred): let it go.
+				if st, err := ag.do(ctx, "POST", "/api/v1/chats/"+id+"/close", nil, nil); err == nil || (st >= 400 && st < 500) {
+					delete(held, id)
+				}
+			}
+		}
+		cancel()
+	}
 }
