@@ -105,6 +105,9 @@ type row struct {
 // buildBinary builds cmd/omnichat once for the whole suite.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("OMNICHAT_FAULTS_BIN"); bin != "" {
+		return bin // another build, to compare releases
+	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "omnichat")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/omnichat")
@@ -144,8 +147,12 @@ func printTable(rows []row) {
 	b.WriteString("\n| fault | sent | acked | stored | dup | lost | answers during the fault | fault | first 2xx after | backlog stored after | scenario |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
+		backlog := secs(r.backlog)
+		if r.backlog < 0 {
+			backlog = "never"
+		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n", r.name, r.sent, r.acked, r.stored, r.dup, r.lost, r.during,
-			secs(r.fault), secs(r.firstAfter), secs(r.backlog), secs(r.wholeStory))
+			secs(r.fault), secs(r.firstAfter), backlog, secs(r.wholeStory))
 	}
 	fmt.Print(b.String())
 }

@@ -103,7 +103,7 @@ func setup(t *testing.T, s *stack) world {
 	admin.must(t, "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": strconv.Itoa(simultaneous)}, nil)
 	admin.must(t, "PUT", "/api/v1/admin/settings/OmniChatOperatorAcceptChatTimeout", map[string]string{"value": strconv.FormatFloat(acceptTimeoutMinutes, 'f', -1, 64)}, nil)
 	var q struct{ ID string }
-	admin.must(t, "POST", "/api/v1/admin/queues", map[string]any{"name": "Faults", "routing_rule": "available_agent", "completion_timeout_minutes": 0.1}, &q)
+	admin.must(t, "POST", "/api/v1/admin/queues", map[string]any{"name": "Faults", "routing_rule": "available_agent", "completion_timeout_minutes": 0.05}, &q)
 	w := world{queue: q.ID}
 	for i := 0; i < agents; i++ {
 		var u struct{ ID string }
