@@ -85,7 +85,6 @@ type world struct {
 	channel string
 	queue   string
 	agents  []api
-	ids     []string
 }
 
 // setup creates a queue with its agents (Active), the API channel, and short
@@ -115,7 +114,6 @@ func setup(t *testing.T, s *stack) world {
 		ag := api{base: admin.base, http: &http.Client{Timeout: 30 * time.Second}, token: tok.Token}
 		ag.must(t, "PUT", "/api/v1/agent/status", map[string]any{"status": "active"}, nil)
 		w.agents = append(w.agents, ag)
-		w.ids = append(w.ids, u.ID)
 	}
 	var ch struct{ ID string }
 	admin.must(t, "POST", "/api/v1/admin/channels", map[string]any{"provider": "api", "name": "Faults", "queue_id": q.ID,
@@ -149,15 +147,14 @@ type message struct {
 // load is the provider side: senders that post signed webhooks and retry
 // anything but 2xx, as a messenger would.
 type load struct {
-	url     string
-	http    *http.Client
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	calls   []call
-	msgs    []*message
-	run     string
-	sending atomic.Bool
+	url   string
+	http  *http.Client
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	calls []call
+	msgs  []*message
+	run   string
 }
 
 func newLoad(s *stack, w world, run string) *load {
@@ -174,7 +171,6 @@ func newLoad(s *stack, w world, run string) *load {
 // start runs the senders until Stop; each keeps retrying its current message
 // for up to giveUp, then goes on to the next.
 func (l *load) start() {
-	l.sending.Store(true)
 	for s := 0; s < senders; s++ {
 		l.wg.Add(1)
 		go func(s int) {
@@ -240,7 +236,6 @@ func (l *load) deliver(m *message) {
 func (l *load) Stop() {
 	close(l.stop)
 	l.wg.Wait()
-	l.sending.Store(false)
 }
 
 func classify(err error) string {

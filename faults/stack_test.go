@@ -60,13 +60,12 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() error)
 // postgres is a PostgreSQL server of the suite's own: its own data
 // directory and port, so it can be stopped without touching anyone else's.
 type postgres struct {
-	t      *testing.T
-	bin    string
-	data   string
-	dir    string
-	port   int
-	cred   *syscall.Credential
-	logTag string
+	t    *testing.T
+	bin  string
+	data string
+	dir  string
+	port int
+	cred *syscall.Credential
 }
 
 // pgBin finds the newest installed PostgreSQL's programs.
