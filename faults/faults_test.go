@@ -293,6 +293,9 @@ func runScenario(t *testing.T, bin string, sc scenario, runID string) row {
 	}
 
 	res.during, res.firstAfter = judgeCalls(t, sc, r, calls)
+	for _, why := range unavailableReasons(s) {
+		t.Logf("503 because: %s", why)
+	}
 	checkChats(t, s, r, agents)
 	checkWorkflows(t, s)
 	for _, over := range mon.stop() {
@@ -545,4 +548,35 @@ func (cw *capacityWatch) stop() []string {
 	}
 	close(cw.done)
 	return <-cw.out
+}
+
+// unavailableReasons lists why the API answered 503, from its log: each
+// distinct reason (request IDs and addresses aside) with how often it came.
+func unavailableReasons(s *stack) []string {
+	counts := map[string]int{}
+	for _, name := range []string{"all", "serve"} {
+		data, err := os.ReadFile(filepath.Join(s.dir, name+".log"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.Contains(line, `msg="dependency unavailable"`) {
+				continue
+			}
+			_, why, _ := strings.Cut(line, " error=")
+			if len(why) > 160 {
+				why = why[:160]
+			}
+			counts[why]++
+		}
+	}
+	out := make([]string, 0, len(counts))
+	for why, n := range counts {
+		out = append(out, fmt.Sprintf("%d× %s", n, why))
+	}
+	sort.Strings(out)
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
 }
