@@ -280,10 +280,24 @@ type desk struct {
 	agents    int
 	// acks: each agent, on seeing Finish, has no close in flight any more.
 	acks chan struct{}
+	mu   sync.Mutex
+	// tried are the chats an agent asked to close.
+	tried map[string]bool
+}
+
+// CloseTried lists the chats an agent asked to close.
+func (d *desk) CloseTried() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.tried))
+	for id := range d.tried {
+		out = append(out, id)
+	}
+	return out
 }
 
 func agentsAtWork(w world) *desk {
-	d := &desk{done: make(chan struct{}), agents: len(w.agents), acks: make(chan struct{}, len(w.agents))}
+	d := &desk{done: make(chan struct{}), agents: len(w.agents), acks: make(chan struct{}, len(w.agents)), tried: map[string]bool{}}
 	for _, ag := range w.agents {
 		d.wg.Add(1)
 		go d.work(ag)
@@ -326,7 +340,7 @@ func (d *desk) work(ag api) {
 			acked = true
 			d.acks <- struct{}{}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var st struct{ Status string }
 		if _, err := ag.do(ctx, "GET", "/api/v1/agent/status", nil, &st); err == nil && st.Status == "inactive" {
 			_, _ = ag.do(ctx, "PUT", "/api/v1/agent/status", map[string]any{"status": "active"}, nil)
@@ -360,6 +374,9 @@ func (d *desk) work(ag api) {
 					answered[id] = true
 				}
 			case !finishing && time.Since(since) >= 2*time.Second:
+				d.mu.Lock()
+				d.tried[id] = true
+				d.mu.Unlock()
 				// Done, or refused for good (closed meanwhile, transferred): let it go.
 				if st, err := ag.do(ctx, "POST", "/api/v1/chats/"+id+"/close", nil, nil); err == nil || (st >= 400 && st < 500) {
 					delete(held, id)
