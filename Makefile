@@ -7,7 +7,7 @@ DATA_DIR ?= .data
 # Settings come from the environment and from .env, which bin/omnichat reads
 # itself: make and every command in another terminal see the same ones.
 
-.PHONY: lint-openapi fuzz run test build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean chromium
+.PHONY: lint-openapi fuzz run test test-faults build temporal temporal-dev migrate admin lint workflowcheck bench record-histories clean chromium
 
 build: ## build bin/omnichat
 	go build -o bin/omnichat ./cmd/omnichat
@@ -42,6 +42,9 @@ chromium: ## install Debian's chromium for the browser tests when it is missing 
 
 test: temporal chromium ## the whole suite against real PostgreSQL and a Temporal dev server (and Chromium)
 	TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 20m ./...
+
+test-faults: temporal ## the fault suite: real processes killed and paused under a stream of webhooks (about 5 min)
+	OMNICHAT_FAULTS=1 TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 15m -v -run TestNothingAcknowledgedIsLost ./faults
 
 lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
 	go vet ./...

@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type provider struct {
 	send     func() (channels.SendResult, error)
 	download func() (channels.Downloaded, error)
 	sends    int
+	// hang makes every send wait until its context ends, as a provider
+	// that never answers.
+	hang bool
 }
 
 func (p *provider) Name() string                                             { return "scripted" }
@@ -40,7 +44,11 @@ func (p *provider) ParseWebhook(channels.Config, []byte) ([]domain.InboundMessag
 func (p *provider) Profile(context.Context, channels.Config, string) (channels.Profile, error) {
 	return channels.Profile{}, channels.ErrNotSupported
 }
-func (p *provider) Send(context.Context, channels.Config, channels.Outbound) (channels.SendResult, error) {
+func (p *provider) Send(ctx context.Context, _ channels.Config, _ channels.Outbound) (channels.SendResult, error) {
+	if p.hang {
+		<-ctx.Done()
+		return channels.SendResult{}, fmt.Errorf("post reply: %w", ctx.Err())
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sends++
@@ -134,6 +142,32 @@ func TestDeliverMarksFailedAfterTheProvidersEighthFailure(t *testing.T) {
 	m := f.messageRow()
 	if m.Status != domain.MsgFailed || m.FailReason == nil || !strings.Contains(*m.FailReason, "not delivered after 8 attempts: 502 Bad Gateway") {
 		t.Fatalf("message after eight failures: %s %v", m.Status, m.FailReason)
+	}
+}
+
+// A provider that never answers is cut after SendTimeout and counted as a
+// failure, so the reply is failed after the eighth such attempt instead of
+// each attempt timing out uncounted and being retried for ever.
+func TestDeliverCutsAProviderThatNeverAnswers(t *testing.T) {
+	f := newFixture(t)
+	f.p.hang = true
+	f.delivery.SendTimeout = 200 * time.Millisecond
+	for attempt := 1; attempt <= 8; attempt++ {
+		began := time.Now()
+		err := f.deliver()
+		if took := time.Since(began); took > 5*time.Second {
+			t.Fatalf("attempt %d took %s; the provider call is cut after 200 ms", attempt, took)
+		}
+		if attempt < 8 && (err == nil || permanentFailure(err)) {
+			t.Fatalf("attempt %d: %v; want a retryable failure", attempt, err)
+		}
+		if attempt == 8 && !permanentFailure(err) {
+			t.Fatalf("eighth attempt: %v; want a permanent failure", err)
+		}
+	}
+	m := f.messageRow()
+	if m.Status != domain.MsgFailed || m.FailReason == nil || !strings.Contains(*m.FailReason, "deadline exceeded") {
+		t.Fatalf("message after eight unanswered calls: %s %v", m.Status, m.FailReason)
 	}
 }
 

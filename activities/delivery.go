@@ -19,12 +19,21 @@ import (
 // reply is marked failed.
 const maxDeliveryFailures = 8
 
+// providerCallTimeout is how long one call to a provider may take before it
+// counts as a failure of the provider. It is well within an attempt's
+// StartToCloseTimeout, so a provider that never answers is counted like any
+// other failure (and, after maxDeliveryFailures, the reply is failed) rather
+// than timing the attempt out, which would be retried for ever uncounted.
+const providerCallTimeout = 20 * time.Second
+
 // Delivery hands agents' replies to their channels' providers.
 type Delivery struct {
 	Chats    *service.Chats
 	Channels *service.Channels
 	// Metrics counts sends by provider and result (nil: not counted).
 	Metrics *telemetry.Metrics
+	// SendTimeout bounds one call to a provider; zero means providerCallTimeout.
+	SendTimeout time.Duration
 }
 
 // Register adds the group's activities to a worker.
@@ -76,7 +85,17 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 		a.Metrics.Sent(ch.Provider, telemetry.SendRefused)
 		return DeliverResult{}, a.refused(ctx, r.MessageID, "channel provider "+ch.Provider+" is not available")
 	}
-	res, err := provider.Send(ctx, service.Config(ch), d.Outbound)
+	timeout := a.SendTimeout
+	if timeout <= 0 {
+		timeout = providerCallTimeout
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := provider.Send(sendCtx, service.Config(ch), d.Outbound)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		// The attempt itself was cut (worker stopping): not the provider's failure.
+		return DeliverResult{}, failed(ctx, fmt.Errorf("send message %s: %w", msgID, err), ids...)
+	}
 	var perm *channels.PermanentError
 	var throttled *channels.RetryAfterError
 	switch {

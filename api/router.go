@@ -8,9 +8,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -74,9 +77,7 @@ func New(d Deps) http.Handler {
 	if d.TracerProvider != nil {
 		r.Use(traceRequests(d.TracerProvider))
 	}
-	r.Use(s.requestID, s.logRequests, gin.CustomRecovery(func(c *gin.Context, _ any) {
-		problem(c, http.StatusInternalServerError, "internal error")
-	}), s.limitBody)
+	r.Use(s.requestID, s.logRequests, gin.CustomRecoveryWithWriter(io.Discard, recovered), s.limitBody)
 	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) { problem(c, http.StatusMethodNotAllowed, "method not allowed on this endpoint") })
 
@@ -131,6 +132,15 @@ func (s *server) logRequests(c *gin.Context) {
 	loggerFrom(c).LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
 		slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
 		slog.Int("status", c.Writer.Status()), slog.Duration("took", time.Since(start)))
+}
+
+// recovered answers a handler's panic with a 500 problem and logs it through
+// slog, with the request's ID and the stack, like every other line about the
+// request (Gin's own recovery log would bypass both).
+func recovered(c *gin.Context, rec any) {
+	loggerFrom(c).ErrorContext(c.Request.Context(), "panic serving request",
+		"path", c.FullPath(), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+	problem(c, http.StatusInternalServerError, "internal error")
 }
 
 func loggerFrom(c *gin.Context) *slog.Logger {

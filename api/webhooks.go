@@ -54,7 +54,9 @@ func (s *server) webhook(c *gin.Context) {
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		fail(c, err)
+		// A body cut short (the provider's connection dropped mid-request)
+		// is nothing the provider did wrong: it is asked to retry.
+		fail(c, retryable(err))
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.WebhookTimeout)

@@ -1,15 +1,24 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/omnichat/omnichat/api"
 	"github.com/omnichat/omnichat/channels"
@@ -128,4 +137,109 @@ func TestLimiterTableIsBounded(t *testing.T) {
 	if n := l.Len(); n > api.MaxLimiters {
 		t.Fatalf("limiter table holds %d buckets, bound is %d", n, api.MaxLimiters)
 	}
+}
+
+// A webhook whose body stops short of its Content-Length (the provider's
+// connection dropped mid-body) is answered 503 with Retry-After, so the
+// provider retries, not 500.
+func TestWebhookBodyCutShortAnswers503(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	srv := apiWith(store, &unavailable{}, func(context.Context) error { return nil }, 10)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /webhooks/api/%s HTTP/1.1\r\nHost: omnichat\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"conversation_id\":", uuid.NewString())
+	// Half-close: the body ends here, and the answer can still be read.
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("webhook cut short: %d (Retry-After %q): %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// panicking is a Temporal whose signal panics, standing for a bug anywhere
+// under a handler.
+type panicking struct{ *unavailable }
+
+func (panicking) DeliverInbound(context.Context, string, string, domain.InboundMessage) error {
+	panic("bug under a handler")
+}
+
+// A panic under a handler is answered 500 with the request's ID, and logged
+// through the service's logger with that ID and the panic.
+func TestPanicIsLoggedWithTheRequestID(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	ctx := context.Background()
+	q := &models.Queue{Name: "Q", RoutingRule: domain.RuleAllAgents}
+	if err := store.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	ch := &models.Channel{Provider: apichannel.Name, Name: "C", Active: true, QueueID: q.ID, Secret: "0123456789abcdef0123",
+		Settings: models.JSONMap{apichannel.SettingOutboundURL: "http://127.0.0.1:1/"}}
+	if err := store.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	svc := service.New(service.Deps{Store: store, Providers: channels.NewRegistry(apichannel.New(nil)), Runtime: panicking{&unavailable{}}})
+	srv := httptest.NewServer(api.New(api.Deps{Services: svc, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 10,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
+	defer srv.Close()
+
+	body := []byte(`{"conversation_id":"c","message_id":"m","sender":{"id":"s","name":"S"},"text":"hello"}`)
+	req, _ := http.NewRequest("POST", srv.URL+"/webhooks/api/"+ch.ID.String(), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(apichannel.SignatureHeader, apichannel.Sign(ch.Secret, body))
+	req.Header.Set("X-Request-ID", "req-panic-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p api.Problem
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || p.RequestID != "req-panic-1" {
+		t.Fatalf("panic answered %d, problem %+v", resp.StatusCode, p)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if rec["level"] == "ERROR" && rec["request_id"] == "req-panic-1" && rec["panic"] == "bug under a handler" && rec["stack"] != nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no error line with the request ID and the panic in the log:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -172,6 +172,8 @@ type outbound struct {
 	mu      sync.Mutex
 	replies []apichannel.OutboundBody
 	status  int
+	// sameID, when set, is the message_id answered for every reply.
+	sameID string
 }
 
 func newOutbound(t *testing.T) *outbound {
@@ -194,7 +196,11 @@ func newOutbound(t *testing.T) *outbound {
 			return
 		}
 		o.replies = append(o.replies, b)
-		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": "ext-" + b.MessageID})
+		id := "ext-" + b.MessageID
+		if o.sameID != "" {
+			id = o.sameID
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": id})
 	}))
 	t.Cleanup(o.srv.Close)
 	return o

@@ -382,7 +382,7 @@ func (s *Store) SetMessageStatus(ctx context.Context, id uuid.UUID, status, exte
 	if reason != "" {
 		cols["fail_reason"] = reason
 	}
-	return s.db.WithContext(ctx).Model(&Message{}).Where("id = ?", id).Updates(cols).Error
+	return conflictOn(s.db.WithContext(ctx).Model(&Message{}).Where("id = ?", id).Updates(cols).Error, "message with external ID "+externalID)
 }
 
 // GetMessage loads one message.

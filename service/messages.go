@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -50,8 +51,18 @@ func (c *Chats) PendingDelivery(ctx context.Context, msgID uuid.UUID) (*Delivery
 }
 
 // RecordSent records that the provider accepted a reply, with its ID there.
+//
+// An ID another message of the channel already holds (an API-channel
+// endpoint answering the same message_id for every reply) cannot be kept;
+// the reply was sent all the same, so it is recorded without the ID. Retrying
+// the write could never succeed, and the conversation's next chat would wait
+// behind it for ever.
 func (c *Chats) RecordSent(ctx context.Context, msgID uuid.UUID, externalID string) error {
-	return c.store.SetMessageStatus(ctx, msgID, domain.MsgSent, externalID, "")
+	err := c.store.SetMessageStatus(ctx, msgID, domain.MsgSent, externalID, "")
+	if externalID != "" && errors.Is(err, domain.ErrConflict) {
+		return c.store.SetMessageStatus(ctx, msgID, domain.MsgSent, "", "")
+	}
+	return err
 }
 
 // RecordSendFailed records why a reply could not be sent; the agent sees the reason.

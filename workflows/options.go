@@ -58,9 +58,11 @@ var providerRetry = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: append([]string{domain.KindPermanentSend}, domainRefusals...),
 }
 
-// deliverActivity sends an agent's reply through its provider.
+// deliverActivity sends an agent's reply through its provider. The provider
+// call itself is cut at 20 s (activities.Delivery), leaving the attempt time
+// to record the outcome.
 var deliverActivity = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
+	StartToCloseTimeout:    time.Minute,
 	ScheduleToCloseTimeout: untilTheDatabaseAnswers,
 	RetryPolicy:            providerRetry,
 }
