@@ -16,6 +16,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
 )
 
@@ -251,6 +253,66 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 
 	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, ctx, "6-phone")
+}
+
+// An agent runs the built-in "Create case" action from the panel, with the
+// keyboard, and sees the run complete and the chat's "Case CS-… created" note
+// appear live, without a reload; one press starts one run.
+func TestPanelRunsAnActionAndSeesItsOutcomeLive(t *testing.T) {
+	e := newEnv(t)
+	alice := e.agent("alice")
+	e.must(204, e.Do("PUT", "/api/v1/admin/users/"+alice.ID+"/password", e.admin, map[string]any{"password": "alice-password"}), "set password")
+	ch := e.channel(e.queue("Billing", domain.RuleAllAgents, 0, alice))
+	e.activate(alice)
+	chatID := acceptedChat(e, alice, ch, "act")
+	ctx := browser(t)
+
+	run(t, ctx, "sign in",
+		chromedp.Navigate(e.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-email")),
+		chromedp.SendKeys(chromedp.CSS("#signin-email"), "alice@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#signin-password"), "alice-password"),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#status-toggle")))
+	waitJS(t, ctx, 5*time.Second, "watch for CSP violations and reloads",
+		`(window.cspViolations = [], window.omnichatNoReload = true, document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)), true)`)
+	waitJS(t, ctx, 20*time.Second, "the stream is open", `document.body.dataset.stream === 'open'`)
+	item := fmt.Sprintf(`#list-inprogress [data-chat-id=%q]`, chatID)
+	waitJS(t, ctx, 20*time.Second, "the chat is in progress", fmt.Sprintf(`document.querySelector(%q) !== null`, item))
+
+	// Open the chat and run the action with the keyboard alone.
+	run(t, ctx, "open the chat with Enter", chromedp.Focus(chromedp.CSS(item)), chromedp.KeyEvent("\r"))
+	button := fmt.Sprintf(`#action-buttons [data-action-id=%q]`, builtinCreateCase)
+	waitJS(t, ctx, 20*time.Second, "the chat's actions show", fmt.Sprintf(
+		`(() => { const b = document.querySelector(%q); return b !== null && b.textContent === 'Create case' && !document.getElementById('chat-actions').hidden; })()`, button))
+	run(t, ctx, "run Create case with Enter", chromedp.Focus(chromedp.CSS(button)), chromedp.KeyEvent("\r"))
+
+	var runs []api.ActionRunDTO
+	testenv.Eventually(t, 60*time.Second, "the run is recorded", func() bool {
+		runs = e.runs(alice, chatID)
+		return len(runs) > 0
+	})
+	done := e.waitRun(alice, chatID, runs[0].ID.String(), 60*time.Second)
+	if done.Status != domain.RunCompleted || done.Result == nil || !strings.HasPrefix(*done.Result, "CS-") {
+		t.Fatalf("run: %+v", done)
+	}
+	number := *done.Result
+	waitJS(t, ctx, 30*time.Second, "the run shows completed with the case number", fmt.Sprintf(
+		`(() => { const r = document.querySelectorAll('#action-runs [data-run-id]');
+		  return r.length === 1 && r[0].dataset.status === 'completed' && r[0].textContent.includes('Create case') && r[0].textContent.includes(%q); })()`, number))
+	waitJS(t, ctx, 30*time.Second, "the case note appears in the conversation", messagesShow("Case "+number+" created"))
+	waitJS(t, ctx, time.Second, "the page was not reloaded", `window.omnichatNoReload === true`)
+	waitJS(t, ctx, time.Second, "focus stayed on the button", fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, button))
+	if rs := e.runs(alice, chatID); len(rs) != 1 {
+		t.Fatalf("%d runs after one press, want 1", len(rs))
+	}
+	screenshot(t, ctx, "8-action-run")
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, err := chromedp.Run(cctx, chromedp.Evaluate[[]string](`window.cspViolations`)); err != nil || len(v) > 0 {
+		t.Fatalf("Content-Security-Policy violations: %v %v", v, err)
+	}
 }
 
 // writePNG writes a 64×48 picture.
