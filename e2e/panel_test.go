@@ -11,9 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/omnichat/omnichat/api"
@@ -308,10 +312,87 @@ func TestPanelRunsAnActionAndSeesItsOutcomeLive(t *testing.T) {
 	}
 	screenshot(t, ctx, "8-action-run")
 
+	// A press whose answer is lost on the way back: the panel sends the POST
+	// again with the same Idempotency-Key, and one more run starts, not two.
+	keys := loseFirstAnswer(t, ctx, "*/actions/*/run")
+	run(t, ctx, "run Create case again", chromedp.Focus(chromedp.CSS(button)), chromedp.KeyEvent("\r"))
+	testenv.Eventually(t, 30*time.Second, "the panel sent the run request again", func() bool { return len(keys()) >= 2 })
+	if k := keys(); len(k) != 2 || k[0] == "" || k[0] != k[1] {
+		t.Fatalf("Idempotency-Keys of the request and its retry: %q, want one key twice", k)
+	}
+	waitJS(t, ctx, 60*time.Second, "the panel shows two completed runs", `(() => {
+		  const r = [...document.querySelectorAll('#action-runs [data-run-id]')];
+		  return r.length === 2 && r.every(x => x.dataset.status === 'completed'); })()`)
+	if rs := e.runs(alice, chatID); len(rs) != 2 {
+		t.Fatalf("%d runs after two presses (one answer lost), want 2", len(rs))
+	}
+	waitJS(t, ctx, 30*time.Second, "two case notes in the conversation",
+		`[...document.querySelectorAll('#messages .msg.system')].filter(m => /Case CS-\d+ created/.test(m.textContent)).length === 2`)
+
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if v, err := chromedp.Run(cctx, chromedp.Evaluate[[]string](`window.cspViolations`)); err != nil || len(v) > 0 {
 		t.Fatalf("Content-Security-Policy violations: %v %v", v, err)
+	}
+}
+
+// loseFirstAnswer intercepts the page's requests whose URL matches pattern
+// once their answer is in: the first answer is dropped (the server did the
+// work; the page sees a network error), later ones pass. It returns a func
+// that lists the Idempotency-Key of each request seen.
+func loseFirstAnswer(t *testing.T, ctx context.Context, pattern string) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var keys []string
+	lctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	ready := make(chan error, 1)
+	go func() {
+		_, _ = chromedp.Run(lctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			paused := cdp.Events(ctx, tg, fetch.RequestPaused) // subscribed before requests pause
+			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}}})
+			ready <- err
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			for ev, err := range paused {
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+				key := ""
+				for k, v := range ev.Request.Headers {
+					if strings.EqualFold(k, "Idempotency-Key") {
+						key, _ = v.(string)
+					}
+				}
+				mu.Lock()
+				keys = append(keys, key)
+				first := len(keys) == 1
+				mu.Unlock()
+				if first {
+					_, err = cdp.Call(ctx, tg, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
+				} else {
+					_, err = cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				}
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+			}
+			return chromedp.Void{}, nil
+		})
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("intercept %s: %v", pattern, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("intercept %s: Fetch.enable did not answer", pattern)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), keys...)
 	}
 }
 
