@@ -328,6 +328,8 @@ func TestPanelRunsAnActionAndSeesItsOutcomeLive(t *testing.T) {
 	}
 	waitJS(t, ctx, 30*time.Second, "two case notes in the conversation",
 		`[...document.querySelectorAll('#messages .msg.system')].filter(m => /Case CS-\d+ created/.test(m.textContent)).length === 2`)
+	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	screenshot(t, ctx, "9-action-run-phone")
 
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

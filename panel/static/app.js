@@ -599,7 +599,8 @@ function renderRuns() {
   $('action-runs').replaceChildren(...runs.map((r) => {
     const outcome = r.status === 'completed' ? r.result : r.error;
     const when = new Date(r.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    return el('li', { class: `run run-${r.status}`, dataset: { runId: r.id, status: r.status } },
+    const label = `${r.caption} · ${RUN_STATUS[r.status] || r.status}${outcome ? `: ${outcome}` : ''} · ${when}`;
+    return el('li', { class: `run run-${r.status}`, dataset: { runId: r.id, status: r.status }, title: label },
       el('span', { class: 'run-caption' }, r.caption),
       el('span', { class: 'run-status' }, ` · ${RUN_STATUS[r.status] || r.status}`),
       outcome ? el('span', { class: 'run-outcome' }, `: ${outcome}`) : null,
