@@ -16,6 +16,7 @@ const state = {
   lastId: '', // the last event ID seen, to resume from
   es: null,
   listsLoaded: false,
+  touchedDuringLoad: null, // chat IDs refreshed while loadLists runs
   sound: null,
   queues: new Map(), // queue ID -> name, learnt from chats (and, for admins, the admin API)
 };
@@ -197,7 +198,14 @@ function handle(type, d) {
 
 // --- chats -------------------------------------------------------------------
 
+// A list load takes several reads; a chat the stream changed meanwhile keeps
+// what its own read (refreshChat) found, which is newer than a page read
+// before the change. Only the newest of overlapping loads is applied.
+let listLoads = 0;
 async function loadLists() {
+  const load = ++listLoads;
+  const touched = new Set();
+  state.touchedDuringLoad = touched;
   const fresh = new Map();
   for (const [status, limit] of [['offered', 100], ['waiting', 100], ['in_progress', 100], ['closed', 15]]) {
     try {
@@ -207,6 +215,12 @@ async function loadLists() {
       notice(`Could not load chats: ${e.message}`);
       return;
     }
+  }
+  if (load !== listLoads) return;
+  state.touchedDuringLoad = null;
+  for (const id of touched) {
+    if (state.chats.has(id)) fresh.set(id, state.chats.get(id));
+    else fresh.delete(id);
   }
   state.chats = fresh;
   state.listsLoaded = true;
@@ -228,9 +242,13 @@ function refreshChat(id, cause) {
       try {
         const c = await api('GET', `/api/v1/chats/${id}`);
         state.chats.set(id, c);
+        state.touchedDuringLoad?.add(id);
         state.queues.set(c.queue_id, c.queue_name);
       } catch (e) {
-        if (e.status === 404) state.chats.delete(id);
+        if (e.status === 404) {
+          state.chats.delete(id);
+          state.touchedDuringLoad?.add(id);
+        }
       }
     } while (refreshing.get(id));
     refreshing.delete(id);
