@@ -49,8 +49,8 @@ func (s *server) actionRoutes(v1, admin *gin.RouterGroup) {
 }
 
 // ActionDTO is a chat action. Exactly one of workflow_type (with
-// task_queue), nocode and builtin says what it runs; Authorization headers
-// in nocode are answered as ********.
+// task_queue), nocode and builtin says what it runs; secret headers in
+// nocode (nocode.SecretHeader) are answered as ********.
 type ActionDTO struct {
 	ID           uuid.UUID       `json:"id"`
 	Caption      string          `json:"caption"`

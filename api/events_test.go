@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/service"
 	"github.com/omnichat/omnichat/testenv"
@@ -591,5 +592,61 @@ func TestEventsAgentStatusSaysWhy(t *testing.T) {
 	}
 	if e := s.next(10 * time.Second); e.Type != "agent.status" || e.Data["status"] != "inactive" || e.Data["reason"] != "offer_expired" {
 		t.Fatalf("got %s %v, want agent.status inactive offer_expired", e.Type, e.Data)
+	}
+}
+
+// A run of a chat action reaches the stream of the chat's agent as it starts
+// and when it finishes, followed by the system note its outcome posts into
+// the chat; another agent of the same queue sees neither.
+func TestEventsActionRunChangesReachTheChatsAgentOnly(t *testing.T) {
+	f := newEventsFixture(t, service.Deps{})
+	alice, aliceToken := f.user(false, f.queue)
+	_, bobToken := f.user(false, f.queue)
+	chat := f.chat(f.queue, "in_progress", &alice)
+	as, bs := openStream(t, f.url, aliceToken, ""), openStream(t, f.url, bobToken, "")
+	as.next(10 * time.Second)
+	bs.next(10 * time.Second)
+
+	run := &models.ActionRun{ID: uuid.New(), Caption: "Create case", Kind: domain.ActionBuiltin, WorkflowType: domain.BuiltinCreateCase,
+		ChatID: uuid.MustParse(chat), AgentID: alice, IdempotencyKey: "k1", Status: domain.RunStarted, CreatedAt: time.Now().UTC()}
+	if _, _, err := f.store.CreateRun(f.ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	started := as.nextOf("action_run.changed", chat, 10*time.Second)
+	if started.Data["run_id"] != run.ID.String() || started.Data["status"] != domain.RunStarted || started.Data["caption"] != "Create case" {
+		t.Fatalf("first run event = %v, want run %s started", started.Data, run.ID)
+	}
+	if err := f.svc.Actions.Finish(f.ctx, run.ID, domain.RunCompleted, "CS-000042", ""); err != nil {
+		t.Fatal(err)
+	}
+	done := as.next(10 * time.Second)
+	if done.Type != "action_run.changed" || done.Data["run_id"] != run.ID.String() || done.Data["status"] != domain.RunCompleted ||
+		done.Data["result"] != "CS-000042" || done.Data["error"] != nil {
+		t.Fatalf("after the outcome: %s %v, want action_run.changed completed with result CS-000042", done.Type, done.Data)
+	}
+	note := as.next(10 * time.Second)
+	if note.Type != "message.created" || note.Data["chat_id"] != chat || note.Data["direction"] != "system" {
+		t.Fatalf("after the run event: %s %v, want the system note as message.created", note.Type, note.Data)
+	}
+	var text string
+	if err := f.db.QueryRow(f.ctx, `SELECT text FROM messages WHERE id = $1`, note.Data["message_id"]).Scan(&text); err != nil || text != "Case CS-000042 created" {
+		t.Fatalf("the note's text = %q (%v), want %q", text, err, "Case CS-000042 created")
+	}
+	// A retried outcome changes nothing and says nothing.
+	if err := f.svc.Actions.Finish(f.ctx, run.ID, domain.RunCompleted, "CS-000042", ""); err != nil {
+		t.Fatal(err)
+	}
+	as.noneOf("action_run.changed", time.Second)
+	// Bob may see repeats of what committed before his stream opened, never this chat.
+	for deadline := time.After(time.Second); ; {
+		select {
+		case e := <-bs.events:
+			if e.Data["chat_id"] == chat {
+				t.Fatalf("another agent got %s %v of alice's chat", e.Type, e.Data)
+			}
+			continue
+		case <-deadline:
+		}
+		break
 	}
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,26 +82,51 @@ type SessionDTO struct {
 
 // signInFailures counts failed sign-ins per peer address and per email; over
 // the allowance a sign-in is refused before the password is checked.
+//
+// The table holds at most maxLimiters keys; when full, the least recently
+// used key is dropped (never the whole table, which would hand every
+// attacker a fresh allowance).
 type signInFailures struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	mu  sync.Mutex
+	m   map[string]*list.Element // of *signInEntry
+	lru list.List                // front: most recently used
+}
+
+type signInEntry struct {
+	key string
+	l   *rate.Limiter
 }
 
 // failedSignInRate: a burst of 5 failures, then one every 12 s, per key.
 const failedSignInBurst = 5
 
-func (f *signInFailures) limiter(key string) *rate.Limiter {
+// reserve takes one sign-in attempt from key's allowance. It reports false,
+// taking nothing, when none is left. The caller cancels the reservation when
+// the attempt turns out not to be a failure.
+func (f *signInFailures) reserve(key string, now time.Time) (*rate.Reservation, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.m == nil || len(f.m) >= maxLimiters {
-		f.m = map[string]*rate.Limiter{}
+	if f.m == nil {
+		f.m = map[string]*list.Element{}
 	}
-	l, ok := f.m[key]
-	if !ok {
-		l = rate.NewLimiter(rate.Every(12*time.Second), failedSignInBurst)
-		f.m[key] = l
+	e, ok := f.m[key]
+	if ok {
+		f.lru.MoveToFront(e)
+	} else {
+		if len(f.m) >= maxLimiters {
+			oldest := f.lru.Back()
+			f.lru.Remove(oldest)
+			delete(f.m, oldest.Value.(*signInEntry).key)
+		}
+		e = f.lru.PushFront(&signInEntry{key: key, l: rate.NewLimiter(rate.Every(12*time.Second), failedSignInBurst)})
+		f.m[key] = e
 	}
-	return l
+	r := e.Value.(*signInEntry).l.ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return nil, false
+	}
+	return r, true
 }
 
 func (s *server) signIn(c *gin.Context) {
@@ -113,21 +140,35 @@ func (s *server) signIn(c *gin.Context) {
 	if err != nil {
 		host = c.Request.RemoteAddr
 	}
-	limits := []*rate.Limiter{s.signIns.limiter("ip:" + host), s.signIns.limiter("email:" + req.Email)}
-	for _, l := range limits {
-		if l.Tokens() < 1 {
+	// An attempt is counted before the password is checked, so parallel
+	// attempts cannot all get past the allowance: the peer address first
+	// (an attempt refused there touches no email allowance, so made-up emails
+	// neither fill the table nor help the attacker), then the email. A
+	// successful sign-in gives its attempts back.
+	now := time.Now()
+	var held []*rate.Reservation
+	for _, key := range []string{"ip:" + host, "email:" + strings.ToLower(req.Email)} {
+		r, ok := s.signIns.reserve(key, now)
+		if !ok {
+			for _, h := range held {
+				h.CancelAt(now)
+			}
 			c.Header("Retry-After", "12")
 			problem(c, http.StatusTooManyRequests, "too many failed sign-ins; wait a little")
 			return
 		}
+		held = append(held, r)
 	}
 	token, expires, err := s.svc.Sessions.SignIn(c.Request.Context(), req.Email, req.Password)
 	if errors.Is(err, service.ErrBadCredentials) {
-		for _, l := range limits {
-			l.Allow()
-		}
 		problem(c, http.StatusUnauthorized, err.Error())
 		return
+	}
+	// Not a failed sign-in (signed in, or the check could not be made): give
+	// the attempts back. CancelAt the reservation's own time, as a later
+	// time restores nothing.
+	for _, h := range held {
+		h.CancelAt(now)
 	}
 	if err != nil {
 		fail(c, err)

@@ -3,9 +3,11 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,5 +134,71 @@ func TestEventsStreamOutlivesWriteTimeout(t *testing.T) {
 	msg := f.inbound(chat, "later")
 	if e := s.nextOf("message.created", chat, 10*time.Second); e.Data["message_id"] != msg {
 		t.Fatalf("got %v", e.Data)
+	}
+}
+
+// Wrong passwords sent in parallel cannot get past the allowance: an attempt
+// is counted before its password is checked.
+func TestSignInLimitHoldsForParallelAttempts(t *testing.T) {
+	f := newEventsFixture(t, service.Deps{})
+	agent, _ := f.user(false, f.queue)
+	var email string
+	if err := f.db.QueryRow(f.ctx, `SELECT email FROM users WHERE id = $1`, agent).Scan(&email); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Sessions.SetPassword(f.ctx, agent, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _ := call(t, "POST", f.url+"/api/v1/session", map[string]string{"email": email, "password": "wrong password"}, nil)
+			codes <- r.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[401] > api.FailedSignInBurst || count[401]+count[429] != n {
+		t.Fatalf("%d parallel wrong sign-ins answered %v; want at most %d × 401, the rest 429", n, count, api.FailedSignInBurst)
+	}
+	// Made-up emails from the same address are refused too: the address is
+	// checked first.
+	if r, _ := call(t, "POST", f.url+"/api/v1/session", map[string]string{"email": "someone-else@example.com", "password": "wrong password"}, nil); r.StatusCode != 429 {
+		t.Fatalf("another email from the same address: %d, want 429", r.StatusCode)
+	}
+}
+
+// The sign-in table: an address over its allowance creates no entry for the
+// email, and a full table drops its least recently used key only.
+func TestSignInFailureTable(t *testing.T) {
+	f := api.NewSignInFailuresForTest()
+	now := time.Now()
+	for i := 0; i < api.FailedSignInBurst; i++ {
+		if !f.Reserve("ip:a", now) {
+			t.Fatalf("attempt %d refused within the burst", i+1)
+		}
+	}
+	if f.Reserve("ip:a", now) {
+		t.Fatal("attempt past the burst allowed")
+	}
+	// Fill the table; "ip:a" stays the most recently used.
+	for i := 0; f.Len() < api.MaxLimiters; i++ {
+		f.Reserve(fmt.Sprintf("email:%d@example.com", i), now)
+		f.Reserve("ip:a", now)
+	}
+	f.Reserve("email:new@example.com", now)
+	if f.Len() != api.MaxLimiters || !f.Has("ip:a") || f.Has("email:0@example.com") || !f.Has("email:new@example.com") {
+		t.Fatalf("after one more key: %d keys, ip:a kept %v, oldest dropped %v", f.Len(), f.Has("ip:a"), !f.Has("email:0@example.com"))
+	}
+	if f.Reserve("ip:a", now) {
+		t.Fatal("a full table gave the exhausted address a fresh allowance")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -512,4 +513,36 @@ func TestActionNoCodeEveryStepOutlivesItsChat(t *testing.T) {
 	e.recordHistory("action-run-nocode", workflows.ActionRunWorkflowID(run.ID.String()))
 	e.recordHistory("action-nocode", workflows.ActionWorkflowID(run.ID.String()))
 	e.recordHistory("chat-with-action", "chat/"+ch+"/refund")
+}
+
+// A failed HTTP step tells agents the call's scheme, host and path only: a
+// secret in the query, and the connection's details, stay in the log.
+func TestActionNoCodeHTTPFailureHidesTheQuery(t *testing.T) {
+	e := newEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	_ = l.Close() // nothing listens there: the call fails to connect
+	e.setting("ActionHttpAllowList", "127.0.0.1")
+	alice := e.agent("alice")
+	q := e.queue("Q", domain.RuleAllAgents, 0, alice)
+	ch := e.channel(q)
+	e.activate(alice)
+	def := map[string]any{"steps": []map[string]any{
+		{"type": "http", "method": "GET", "url": "http://" + closed + "/hook?api_key=SECRET-123&who={{.Contact.Name}}"},
+	}}
+	act := e.createAction(map[string]any{"caption": "Leaky", "queue_id": q, "nocode": def})
+	chatID := acceptedChat(e, alice, ch, "leak")
+	run := e.runAction(alice, chatID, act.ID.String(), "leak-1")
+	done := e.waitRun(alice, chatID, run.ID.String(), 90*time.Second)
+	if done.Status != domain.RunFailed {
+		t.Fatalf("run: %+v (%s)", done, deref(done.Error))
+	}
+	shown := deref(done.Error) + "\n" + strings.Join(e.systemNotes(alice, chatID), "\n")
+	if !strings.Contains(shown, "GET http://"+closed+"/hook") || strings.Contains(shown, "SECRET") ||
+		strings.Contains(shown, "api_key") || strings.Contains(shown, "dial") {
+		t.Fatalf("what agents see: %q", shown)
+	}
 }

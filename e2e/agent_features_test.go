@@ -146,8 +146,8 @@ func TestTransferToQueueAndToAgent(t *testing.T) {
 
 func TestUnreadCountsAndMarkRead(t *testing.T) {
 	e := newEnv(t)
-	alice := e.agent("alice")
-	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice))
+	alice, bob := e.agent("alice"), e.agent("bob")
+	ch := e.channel(e.queue("Q", domain.RuleAllAgents, 0, alice, bob))
 	e.activate(alice)
 	id := acceptedChat(e, alice, ch, "u")
 	e.must(200, e.inbound(ch, "u", "u-2", "are you there?"), "second message")
@@ -159,6 +159,13 @@ func TestUnreadCountsAndMarkRead(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "two unread messages", func() bool { return count("/api/v1/messages/unread-count") == 2 })
 	if n := count("/api/v1/chats/unread-count"); n != 1 {
 		t.Fatalf("unread chats %d, want 1", n)
+	}
+	// A queue colleague sees the chat; their reading it succeeds but does not
+	// clear alice's unread messages.
+	e.must(200, e.Do("GET", "/api/v1/chats/"+id, bob.Token, nil), "bob sees the chat")
+	e.must(204, e.Do("POST", "/api/v1/chats/"+id+"/read", bob.Token, nil), "bob marks read")
+	if n := count("/api/v1/messages/unread-count"); n != 2 {
+		t.Fatalf("after others read the chat: %d unread messages for alice, want 2 (a colleague's read must not count)", n)
 	}
 	e.must(204, e.Do("POST", "/api/v1/chats/"+id+"/read", alice.Token, nil), "mark read")
 	if n := count("/api/v1/messages/unread-count"); n != 0 {

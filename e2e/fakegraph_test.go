@@ -21,6 +21,7 @@ type fakeGraph struct {
 	sends      []fbSend
 	passes     []map[string]any
 	failSend   []fbError
+	failText   []fbError // refusals for text sends only (a caption after its file)
 	profiles   map[string]map[string]any
 	files      map[string]fbFile
 	nextID     int
@@ -130,6 +131,12 @@ func (f *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 			s.File, _ = io.ReadAll(file)
 			s.Recipient, s.MessagingType, s.AttachmentType, s.FileName = rcpt["id"], r.FormValue("messaging_type"), msg.Attachment.Type, hdr.Filename
 		} else {
+			if len(f.failText) > 0 {
+				e := f.failText[0]
+				f.failText = f.failText[1:]
+				f.refuse(w, e)
+				return
+			}
 			var body struct {
 				Recipient     map[string]string `json:"recipient"`
 				MessagingType string            `json:"messaging_type"`

@@ -214,6 +214,31 @@ func TestMessengerSendEchoReceiptsAndReplyWindow(t *testing.T) {
 		last := sends[len(sends)-1]
 		return len(sends) == 2 && last.AttachmentType == "image" && string(last.File) == "\x89PNG label" && last.FileName == "label.png"
 	})
+
+	// A file whose caption Facebook refuses: the message is failed with the
+	// reason, not reported sent, and the file is not uploaded again.
+	e.fb.mu.Lock()
+	e.fb.failText = []fbError{{Status: 500, Code: 2, Message: "Service temporarily unavailable"}}
+	e.fb.mu.Unlock()
+	body, ct = fileForm("the label for your parcel", "label2.png", "image/png", []byte("\x89PNG label 2"))
+	e.must(201, e.Do("POST", "/api/v1/chats/"+id+"/messages", alice.Token, body, "Content-Type", ct), "send file with caption").Decode(t, &m)
+	testenv.Eventually(t, 30*time.Second, "the captioned file's message fails with the caption's reason", func() bool {
+		got, err := e.Store.GetMessage(t.Context(), m.ID)
+		return err == nil && got.Status == domain.MsgFailed && got.FailReason != nil && strings.Contains(*got.FailReason, "caption")
+	})
+	files := 0
+	sends, _, _ = e.fb.snapshot()
+	for _, s := range sends {
+		if s.FileName == "label2.png" {
+			files++
+		}
+		if s.Text == "the label for your parcel" {
+			t.Fatalf("the refused caption was recorded as sent: %+v", s)
+		}
+	}
+	if files != 1 {
+		t.Fatalf("the file was uploaded %d times, want once", files)
+	}
 }
 
 func TestMessengerHandoverProtocol(t *testing.T) {

@@ -11,11 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/omnichat/omnichat/api"
+	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/testenv"
 )
 
@@ -233,11 +239,13 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 	})
 
 	// An offer left to expire: the panel says so and shows alice Inactive.
-	e.setting("OmniChatOperatorAcceptChatTimeout", "0.05")
+	// The offer lasts 15 s: on a loaded machine, with other transactions open
+	// in the cluster, the stream may take longer than a few seconds to deliver it.
+	e.setting("OmniChatOperatorAcceptChatTimeout", "0.25")
 	e.must(200, e.inbound(ch, "c3", "p1", "Anyone there?"), "inbound p1")
 	waitJS(t, ctx, 30*time.Second, "the third offer appears",
 		`[...document.querySelectorAll('#list-offered [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
-	waitJS(t, ctx, 30*time.Second, "the panel says the offer expired and alice is Inactive",
+	waitJS(t, ctx, 60*time.Second, "the panel says the offer expired and alice is Inactive",
 		`document.getElementById('notice').textContent.includes('expired') && document.getElementById('status-toggle').getAttribute('aria-pressed') === 'false'`)
 	waitJS(t, ctx, 10*time.Second, "the expired offer left alice's lists",
 		`![...document.querySelectorAll('#lists [data-chat-id]')].some(li => li.textContent.includes('Customer c3'))`)
@@ -251,6 +259,145 @@ func TestPanelFromOfferToCloseAndResumeAfterCut(t *testing.T) {
 
 	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	screenshot(t, ctx, "6-phone")
+}
+
+// An agent runs the built-in "Create case" action from the panel, with the
+// keyboard, and sees the run complete and the chat's "Case CS-… created" note
+// appear live, without a reload; one press starts one run.
+func TestPanelRunsAnActionAndSeesItsOutcomeLive(t *testing.T) {
+	e := newEnv(t)
+	alice := e.agent("alice")
+	e.must(204, e.Do("PUT", "/api/v1/admin/users/"+alice.ID+"/password", e.admin, map[string]any{"password": "alice-password"}), "set password")
+	ch := e.channel(e.queue("Billing", domain.RuleAllAgents, 0, alice))
+	e.activate(alice)
+	chatID := acceptedChat(e, alice, ch, "act")
+	ctx := browser(t)
+
+	run(t, ctx, "sign in",
+		chromedp.Navigate(e.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-email")),
+		chromedp.SendKeys(chromedp.CSS("#signin-email"), "alice@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#signin-password"), "alice-password"),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#status-toggle")))
+	waitJS(t, ctx, 5*time.Second, "watch for CSP violations and reloads",
+		`(window.cspViolations = [], window.omnichatNoReload = true, document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)), true)`)
+	waitJS(t, ctx, 20*time.Second, "the stream is open", `document.body.dataset.stream === 'open'`)
+	item := fmt.Sprintf(`#list-inprogress [data-chat-id=%q]`, chatID)
+	waitJS(t, ctx, 20*time.Second, "the chat is in progress", fmt.Sprintf(`document.querySelector(%q) !== null`, item))
+
+	// Open the chat and run the action with the keyboard alone.
+	run(t, ctx, "open the chat with Enter", chromedp.Focus(chromedp.CSS(item)), chromedp.KeyEvent("\r"))
+	button := fmt.Sprintf(`#action-buttons [data-action-id=%q]`, builtinCreateCase)
+	waitJS(t, ctx, 20*time.Second, "the chat's actions show", fmt.Sprintf(
+		`(() => { const b = document.querySelector(%q); return b !== null && b.textContent === 'Create case' && !document.getElementById('chat-actions').hidden; })()`, button))
+	run(t, ctx, "run Create case with Enter", chromedp.Focus(chromedp.CSS(button)), chromedp.KeyEvent("\r"))
+
+	var runs []api.ActionRunDTO
+	testenv.Eventually(t, 60*time.Second, "the run is recorded", func() bool {
+		runs = e.runs(alice, chatID)
+		return len(runs) > 0
+	})
+	done := e.waitRun(alice, chatID, runs[0].ID.String(), 60*time.Second)
+	if done.Status != domain.RunCompleted || done.Result == nil || !strings.HasPrefix(*done.Result, "CS-") {
+		t.Fatalf("run: %+v", done)
+	}
+	number := *done.Result
+	waitJS(t, ctx, 30*time.Second, "the run shows completed with the case number", fmt.Sprintf(
+		`(() => { const r = document.querySelectorAll('#action-runs [data-run-id]');
+		  return r.length === 1 && r[0].dataset.status === 'completed' && r[0].textContent.includes('Create case') && r[0].textContent.includes(%q); })()`, number))
+	waitJS(t, ctx, 30*time.Second, "the case note appears in the conversation", messagesShow("Case "+number+" created"))
+	waitJS(t, ctx, time.Second, "the page was not reloaded", `window.omnichatNoReload === true`)
+	waitJS(t, ctx, time.Second, "focus stayed on the button", fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, button))
+	if rs := e.runs(alice, chatID); len(rs) != 1 {
+		t.Fatalf("%d runs after one press, want 1", len(rs))
+	}
+	screenshot(t, ctx, "8-action-run")
+
+	// A press whose answer is lost on the way back: the panel sends the POST
+	// again with the same Idempotency-Key, and one more run starts, not two.
+	keys := loseFirstAnswer(t, ctx, "*/actions/*/run")
+	run(t, ctx, "run Create case again", chromedp.Focus(chromedp.CSS(button)), chromedp.KeyEvent("\r"))
+	testenv.Eventually(t, 30*time.Second, "the panel sent the run request again", func() bool { return len(keys()) >= 2 })
+	if k := keys(); len(k) != 2 || k[0] == "" || k[0] != k[1] {
+		t.Fatalf("Idempotency-Keys of the request and its retry: %q, want one key twice", k)
+	}
+	waitJS(t, ctx, 60*time.Second, "the panel shows two completed runs", `(() => {
+		  const r = [...document.querySelectorAll('#action-runs [data-run-id]')];
+		  return r.length === 2 && r.every(x => x.dataset.status === 'completed'); })()`)
+	if rs := e.runs(alice, chatID); len(rs) != 2 {
+		t.Fatalf("%d runs after two presses (one answer lost), want 2", len(rs))
+	}
+	waitJS(t, ctx, 30*time.Second, "two case notes in the conversation",
+		`[...document.querySelectorAll('#messages .msg.system')].filter(m => /Case CS-\d+ created/.test(m.textContent)).length === 2`)
+	run(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	screenshot(t, ctx, "9-action-run-phone")
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if v, err := chromedp.Run(cctx, chromedp.Evaluate[[]string](`window.cspViolations`)); err != nil || len(v) > 0 {
+		t.Fatalf("Content-Security-Policy violations: %v %v", v, err)
+	}
+}
+
+// loseFirstAnswer intercepts the page's requests whose URL matches pattern
+// once their answer is in: the first answer is dropped (the server did the
+// work; the page sees a network error), later ones pass. It returns a func
+// that lists the Idempotency-Key of each request seen.
+func loseFirstAnswer(t *testing.T, ctx context.Context, pattern string) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var keys []string
+	lctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	ready := make(chan error, 1)
+	go func() {
+		_, _ = chromedp.Run(lctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			paused := cdp.Events(ctx, tg, fetch.RequestPaused) // subscribed before requests pause
+			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}}})
+			ready <- err
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			for ev, err := range paused {
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+				key := ""
+				for k, v := range ev.Request.Headers {
+					if strings.EqualFold(k, "Idempotency-Key") {
+						key, _ = v.(string)
+					}
+				}
+				mu.Lock()
+				keys = append(keys, key)
+				first := len(keys) == 1
+				mu.Unlock()
+				if first {
+					_, err = cdp.Call(ctx, tg, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
+				} else {
+					_, err = cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				}
+				if err != nil {
+					return chromedp.Void{}, err
+				}
+			}
+			return chromedp.Void{}, nil
+		})
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("intercept %s: %v", pattern, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("intercept %s: Fetch.enable did not answer", pattern)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), keys...)
+	}
 }
 
 // writePNG writes a 64×48 picture.

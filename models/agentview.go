@@ -107,9 +107,11 @@ func (s *Store) ChatMessages(ctx context.Context, chatID uuid.UUID, after int64,
 	return ms, err
 }
 
-// MarkRead marks every message of a chat as read by its agent.
-func (s *Store) MarkRead(ctx context.Context, chatID uuid.UUID) error {
-	return s.db.WithContext(ctx).Model(&Chat{}).Where("id = ?", chatID).Update("agent_read_at", time.Now().UTC()).Error
+// MarkRead marks every message of a chat as read by its agent, when agentID
+// is that agent; for anybody else it changes nothing. The condition is in
+// the UPDATE, so a transfer at the same moment cannot slip past it.
+func (s *Store) MarkRead(ctx context.Context, chatID, agentID uuid.UUID) error {
+	return s.db.WithContext(ctx).Model(&Chat{}).Where("id = ? AND agent_id = ?", chatID, agentID).Update("agent_read_at", time.Now().UTC()).Error
 }
 
 // UnreadCounts counts the open chats an agent sees that have unread inbound

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
 
 	"github.com/omnichat/omnichat/domain"
 )
@@ -53,7 +56,7 @@ func (s *Store) UpdateUser(ctx context.Context, id uuid.UUID, cols map[string]an
 func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	res := s.db.WithContext(ctx).Delete(&User{}, "id = ?", id)
 	if res.Error != nil {
-		return fmt.Errorf("user has handled chats; remove them from queues instead: %w", domain.ErrConflict)
+		return deleteUserError(res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("user: %w", domain.ErrNotFound)
@@ -186,4 +189,15 @@ func (s *Store) RoleMembers(ctx context.Context, roleID uuid.UUID) ([]User, erro
 	}
 	var us []User
 	return us, s.db.WithContext(ctx).Raw(`SELECT u.* FROM users u JOIN role_members m ON m.user_id = u.id WHERE m.role_id = ? ORDER BY u.name`, roleID).Scan(&us).Error
+}
+
+// deleteUserError tells a user still referenced (by chats, messages, events)
+// from any other failure: only a foreign-key violation is the conflict; an
+// outage and the rest pass through, so they are not reported as "in use".
+func deleteUserError(err error) error {
+	var pg *pgconn.PgError
+	if errors.Is(err, gorm.ErrForeignKeyViolated) || errors.As(err, &pg) && pg.Code == "23503" {
+		return fmt.Errorf("user has handled chats; remove them from queues instead: %w", domain.ErrConflict)
+	}
+	return err
 }

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 )
 
@@ -213,7 +214,25 @@ func walkStrings(v any, f func(string) error) error {
 	return nil
 }
 
-// Redact replaces the Authorization headers of a definition's steps by Redacted.
+// SecretHeader reports whether a header's value is a secret: write-only in
+// the API (answered as Redacted, kept when an edit sends Redacted back).
+// Besides Authorization, Proxy-Authorization and Cookie, any header whose
+// name mentions a key, token, secret, auth, signature or password is one.
+func SecretHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie":
+		return true
+	}
+	for _, w := range []string{"key", "token", "secret", "auth", "signature", "password"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Redact replaces the secret headers (SecretHeader) of a definition's steps by Redacted.
 func Redact(raw []byte) []byte {
 	var d Definition
 	if len(raw) == 0 || json.Unmarshal(raw, &d) != nil {
@@ -221,7 +240,7 @@ func Redact(raw []byte) []byte {
 	}
 	for i := range d.Steps {
 		for k := range d.Steps[i].Headers {
-			if strings.EqualFold(k, "Authorization") {
+			if SecretHeader(k) {
 				d.Steps[i].Headers[k] = Redacted
 			}
 		}
@@ -230,7 +249,7 @@ func Redact(raw []byte) []byte {
 	return out
 }
 
-// KeepSecrets puts the stored Authorization values back where an edited
+// KeepSecrets puts the stored secret header values back where an edited
 // definition sends Redacted for the same step index.
 func KeepSecrets(edited *Definition, stored []byte) {
 	var old Definition
@@ -239,7 +258,7 @@ func KeepSecrets(edited *Definition, stored []byte) {
 	}
 	for i := range edited.Steps {
 		for k, v := range edited.Steps[i].Headers {
-			if v != Redacted || i >= len(old.Steps) {
+			if v != Redacted || !SecretHeader(k) || i >= len(old.Steps) {
 				continue
 			}
 			for ok, ov := range old.Steps[i].Headers {
@@ -307,6 +326,81 @@ func Render(text string, c *Context) (string, error) {
 		return "", err
 	}
 	return strings.ReplaceAll(b.String(), "<no value>", ""), nil
+}
+
+// RenderURL fills an HTTP step's URL template. Every value it inserts is
+// escaped for where it lands: before the first "?" or "#" of the template's
+// text as a path segment (url.PathEscape: "/", "?", "#", spaces and the like
+// become %XX), after it as a query value (url.QueryEscape: "&", "=", "#"
+// too). A value can thus add no path segment, query parameter or fragment;
+// the scheme, host and path structure come from the template's own text.
+func RenderURL(text string, c *Context) (string, error) {
+	t, err := parseTemplate(text)
+	if err != nil {
+		return "", err
+	}
+	t.Funcs(template.FuncMap{escapePath: urlEscaper(url.PathEscape), escapeQuery: urlEscaper(url.QueryEscape)})
+	inQuery := false
+	escapeActions(t.Tree.Root, &inQuery)
+	var b strings.Builder
+	if err := t.Execute(&b, c); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+const (
+	escapePath  = "omnichatEscapePathSegment"
+	escapeQuery = "omnichatEscapeQueryValue"
+)
+
+// urlEscaper prints its arguments as text/template would, then escapes them;
+// a missing value is empty, not "<no value>".
+func urlEscaper(escape func(string) string) func(...any) string {
+	return func(args ...any) string {
+		s := fmt.Sprint(args...)
+		if len(args) == 1 && args[0] == nil || s == "<no value>" {
+			return ""
+		}
+		return escape(s)
+	}
+}
+
+// escapeActions ends every printing action with the escaper for its place in
+// the URL, in the order the text is written, as html/template does for HTML.
+func escapeActions(n parse.Node, inQuery *bool) {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			escapeActions(c, inQuery)
+		}
+	case *parse.TextNode:
+		if bytes.ContainsAny(x.Text, "?#") {
+			*inQuery = true
+		}
+	case *parse.ActionNode:
+		if len(x.Pipe.Decl) > 0 { // an assignment prints nothing
+			return
+		}
+		name := escapePath
+		if *inQuery {
+			name = escapeQuery
+		}
+		x.Pipe.Cmds = append(x.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: x.Pos,
+			Args: []parse.Node{parse.NewIdentifier(name).SetPos(x.Pos)}})
+	case *parse.IfNode:
+		escapeActions(x.List, inQuery)
+		escapeActions(x.ElseList, inQuery)
+	case *parse.RangeNode:
+		escapeActions(x.List, inQuery)
+		escapeActions(x.ElseList, inQuery)
+	case *parse.WithNode:
+		escapeActions(x.List, inQuery)
+		escapeActions(x.ElseList, inQuery)
+	}
 }
 
 // RenderBody fills every string of a JSON body.

@@ -2,7 +2,9 @@ package nocode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -129,4 +131,56 @@ func loopbackName(t *testing.T) string {
 	}
 	t.Skip("no host name other than localhost resolves to loopback on this machine")
 	return ""
+}
+
+// Values inserted into a URL are escaped for where they land: a path segment
+// before "?", a query value after it.
+func TestRenderURLEscapesValues(t *testing.T) {
+	c := &Context{Contact: ContactContext{Name: "a/../b?x=1#f"}, LastInbound: "hi & admin=true#x",
+		Outputs: map[string]map[string]string{"crm": {"id": "T 1/2"}}}
+	got, err := RenderURL(`https://crm.example.com/contacts/{{.Contact.Name}}/t/{{index .Outputs.crm "id"}}?q={{.LastInbound}}&n={{.Contact.Name}}{{.Outputs.none.x}}`, c)
+	want := "https://crm.example.com/contacts/a%2F..%2Fb%3Fx=1%23f/t/T%201%2F2?q=hi+%26+admin%3Dtrue%23x&n=a%2F..%2Fb%3Fx%3D1%23f"
+	if err != nil || got != want {
+		t.Fatalf("got  %q %v\nwant %q", got, err, want)
+	}
+	// Plain text, functions and control structures still work.
+	got, err = RenderURL(`https://h.example/{{if .Contact.Name}}{{.Contact.Name | printf "%s!"}}{{end}}?a={{default "x y" .Agent.Name}}`, &Context{Contact: ContactContext{Name: "A B"}})
+	if err != nil || got != "https://h.example/A%20B%21?a=x+y" {
+		t.Fatalf("got %q %v", got, err)
+	}
+}
+
+// Secret headers are answered as Redacted and kept on an edit that sends
+// Redacted back; other headers are shown.
+func TestSecretHeadersRedactedAndKept(t *testing.T) {
+	secret := []string{"Authorization", "proxy-authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Hub-Signature", "Client-Secret", "X-Password", "apikey"}
+	for _, h := range secret {
+		if !SecretHeader(h) {
+			t.Errorf("%s is not treated as a secret", h)
+		}
+	}
+	for _, h := range []string{"Content-Type", "Accept", "X-Request-Source"} {
+		if SecretHeader(h) {
+			t.Errorf("%s is treated as a secret", h)
+		}
+	}
+	headers := map[string]string{"Accept": "application/json"}
+	for i, h := range secret {
+		headers[h] = fmt.Sprintf("s3cret-%d", i)
+	}
+	stored, _ := json.Marshal(Definition{Steps: []Step{{Type: StepHTTP, Method: "POST", URL: "https://h.example/", Headers: headers}}})
+	shown := Redact(stored)
+	if strings.Contains(string(shown), "s3cret") || !strings.Contains(string(shown), "application/json") {
+		t.Fatalf("redacted: %s", shown)
+	}
+	var edited Definition
+	if err := json.Unmarshal(shown, &edited); err != nil {
+		t.Fatal(err)
+	}
+	KeepSecrets(&edited, stored)
+	for i, h := range secret {
+		if edited.Steps[0].Headers[h] != fmt.Sprintf("s3cret-%d", i) {
+			t.Errorf("%s not kept: %q", h, edited.Steps[0].Headers[h])
+		}
+	}
 }

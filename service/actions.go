@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ type Actions struct {
 	chats   *Chats
 	cases   *Cases
 	caller  *nocode.Caller
+	logger  *slog.Logger
 }
 
 // ActionSpec is what an action runs: exactly one of a workflow (type and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 
@@ -116,10 +117,15 @@ func (a *Actions) RunStep(ctx context.Context, runID uuid.UUID, index int, outpu
 
 func (a *Actions) httpStep(ctx context.Context, step nocode.Step, tc *nocode.Context, key string,
 	render func(field, text string) (string, error)) (map[string]string, error) {
-	u, err := render("url", step.URL)
+	u, err := nocode.RenderURL(step.URL, tc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("url: %v: %w", err, domain.ErrInvalid)
 	}
+	// What a failure says ends up in the chat for agents: it names the call
+	// by scheme, host and path only, as the query may carry a secret
+	// (?api_key=...). The full error, with what a name resolved to, is
+	// logged for operators.
+	shown := shownURL(u)
 	req := nocode.Request{Method: step.Method, URL: u, Headers: map[string]string{"Idempotency-Key": key}}
 	for k, v := range step.Headers {
 		if req.Headers[k], err = render("headers."+k, v); err != nil {
@@ -132,31 +138,45 @@ func (a *Actions) httpStep(ctx context.Context, step nocode.Step, tc *nocode.Con
 		}
 	}
 	resp, err := a.caller.Do(ctx, req)
+	if err != nil {
+		a.logger.WarnContext(ctx, "no-code HTTP step failed", "method", step.Method, "url", u, "error", err)
+	}
 	if errors.Is(err, nocode.ErrRefused) {
-		return nil, fmt.Errorf("%v: %w", err, domain.ErrForbidden)
+		return nil, fmt.Errorf("%s %s: refused: the target (or a redirect) is another host, or a private, loopback or link-local address not on the ActionHttpAllowList setting: %w",
+			step.Method, shown, domain.ErrForbidden)
 	}
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // the URL is said once
+		var nerr net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
+			return nil, fmt.Errorf("%s %s: timed out", step.Method, shown)
 		}
-		return nil, fmt.Errorf("%s %s: %w", step.Method, u, err)
+		return nil, fmt.Errorf("%s %s: the call failed (the reason is in omnichat's log)", step.Method, shown)
 	}
 	if resp.Status >= 400 && resp.Status < 500 && resp.Status != 408 && resp.Status != 429 {
-		return nil, fmt.Errorf("%s %s answered %d: %w", step.Method, u, resp.Status, domain.ErrInvalid)
+		return nil, fmt.Errorf("%s %s answered %d: %w", step.Method, shown, resp.Status, domain.ErrInvalid)
 	}
 	if resp.Status >= 400 {
-		return nil, fmt.Errorf("%s %s answered %d", step.Method, u, resp.Status)
+		return nil, fmt.Errorf("%s %s answered %d", step.Method, shown, resp.Status)
 	}
 	out := map[string]string{"status": strconv.Itoa(resp.Status)}
 	for _, k := range step.Keep {
 		v, ok := nocode.Pick(resp.JSON, k)
 		if !ok {
-			return nil, fmt.Errorf("the answer of %s %s has no field %s: %w", step.Method, u, k, domain.ErrInvalid)
+			return nil, fmt.Errorf("the answer of %s %s has no field %s: %w", step.Method, shown, k, domain.ErrInvalid)
 		}
 		out[k] = v
 	}
 	return out, nil
+}
+
+// shownURL is a URL as agents may see it: scheme, host and path, without
+// user info, query or fragment.
+func shownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
 // templateContext gathers what templates see about the run's chat.

@@ -52,13 +52,17 @@ func (c *Chats) UnreadCounts(ctx context.Context, agentID uuid.UUID) (chats, mes
 	return c.store.UnreadCounts(ctx, agentID)
 }
 
-// MarkRead marks every message of a chat as read by the agent.
+// MarkRead marks every message of a chat as read by its agent. Only the
+// assigned agent's reading counts: for anybody else who may see the chat (a
+// queue colleague, an admin) it succeeds and changes nothing, so their
+// unread badge is not cleared behind their back and a panel that calls it on
+// opening a chat sees no error.
 func (c *Chats) MarkRead(ctx context.Context, p *Principal, chatID uuid.UUID) error {
 	row, err := c.Get(ctx, p, chatID)
 	if err != nil {
 		return err
 	}
-	return c.store.MarkRead(ctx, row.ID)
+	return c.store.MarkRead(ctx, row.ID, p.ID)
 }
 
 // Messages pages a chat's conversation, oldest first, after a cursor.

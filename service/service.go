@@ -130,7 +130,7 @@ func New(d Deps) *Services {
 	channelsSvc := &Channels{store: d.Store, providers: d.Providers, logger: d.Logger}
 	chats := &Chats{store: d.Store, files: d.Files, runtime: d.Runtime, channels: channelsSvc, metrics: d.Metrics}
 	cases := &Cases{store: d.Store}
-	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases}
+	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases, logger: d.Logger}
 	actions.caller = &nocode.Caller{AllowList: actions.allowList}
 	return &Services{
 		Actions:  actions,

@@ -238,10 +238,15 @@ func (p *Provider) Send(ctx context.Context, cfg channels.Config, msg channels.O
 	if msg.File != nil {
 		err = p.sendFile(ctx, cfg, path, msg, &res)
 		if err == nil && msg.Text != "" {
-			// The caption follows as a text message; the file is already out, so
-			// a failed caption does not make the file go again.
-			_ = p.postJSON(ctx, path, cfg.Secret, map[string]any{"recipient": recipient, "messaging_type": "RESPONSE",
+			// The caption follows as a text message. The file is already out and
+			// a retried send would upload it again, so a failed caption fails
+			// the send for good: the message is marked failed with this reason
+			// (not sent), and the agent can send the text again.
+			cerr := p.postJSON(ctx, path, cfg.Secret, map[string]any{"recipient": recipient, "messaging_type": "RESPONSE",
 				"message": map[string]string{"text": msg.Text}}, nil)
+			if cerr != nil {
+				return channels.SendResult{}, &channels.PermanentError{Reason: "Messenger: the file was sent but its caption was not: " + cerr.Error()}
+			}
 		}
 	} else {
 		err = p.postJSON(ctx, path, cfg.Secret, map[string]any{"recipient": recipient, "messaging_type": "RESPONSE",

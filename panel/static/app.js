@@ -11,9 +11,12 @@ const state = {
   chats: new Map(), // chat ID -> chat as GET /api/v1/chats/{id} answers
   open: null, // the chat shown in the conversation pane
   messages: [],
+  actions: [], // the open chat's actions (GET /api/v1/chats/{id}/actions)
+  runs: [], // the open chat's action runs, oldest first
   lastId: '', // the last event ID seen, to resume from
   es: null,
   listsLoaded: false,
+  touchedDuringLoad: null, // chat IDs refreshed while loadLists runs
   sound: null,
   queues: new Map(), // queue ID -> name, learnt from chats (and, for admins, the admin API)
 };
@@ -43,6 +46,14 @@ async function api(method, path, body, headers = {}) {
   }
   if (!r.ok) throw new HttpError(r.status, data && data.detail);
   return data;
+}
+
+// newKey makes an Idempotency-Key. crypto.randomUUID exists only in secure
+// contexts (HTTPS, localhost); the panel may also be used over plain HTTP.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 function notice(text) {
@@ -112,7 +123,8 @@ async function boot() {
 // --- the event stream --------------------------------------------------------
 
 const EVENT_TYPES = ['chat.offered', 'chat.offer_withdrawn', 'chat.assigned', 'chat.unassigned', 'chat.waiting', 'chat.bot',
-  'chat.closed', 'message.created', 'message.status', 'message.edited', 'message.updated', 'unread.changed', 'agent.status'];
+  'chat.closed', 'message.created', 'message.status', 'message.edited', 'message.updated', 'unread.changed', 'agent.status',
+  'action_run.changed'];
 
 function streamUp(up) {
   $('banner').hidden = up;
@@ -150,7 +162,7 @@ function connect() {
   es.addEventListener('resync', (e) => {
     track(e);
     loadLists();
-    if (state.open) loadMessages(state.open);
+    if (state.open) { loadMessages(state.open); loadActions(state.open); loadRuns(state.open); }
   });
   for (const type of EVENT_TYPES) {
     es.addEventListener(type, (e) => {
@@ -176,13 +188,24 @@ function handle(type, d) {
     return;
   }
   if (!d.chat_id) return;
+  if (type === 'action_run.changed') {
+    if (state.open === d.chat_id) loadRuns(d.chat_id);
+    return;
+  }
   refreshChat(d.chat_id, type);
   if (type.startsWith('message.') && state.open === d.chat_id) loadMessages(d.chat_id);
 }
 
 // --- chats -------------------------------------------------------------------
 
+// A list load takes several reads; a chat the stream changed meanwhile keeps
+// what its own read (refreshChat) found, which is newer than a page read
+// before the change. Only the newest of overlapping loads is applied.
+let listLoads = 0;
 async function loadLists() {
+  const load = ++listLoads;
+  const touched = new Set();
+  state.touchedDuringLoad = touched;
   const fresh = new Map();
   for (const [status, limit] of [['offered', 100], ['waiting', 100], ['in_progress', 100], ['closed', 15]]) {
     try {
@@ -192,6 +215,12 @@ async function loadLists() {
       notice(`Could not load chats: ${e.message}`);
       return;
     }
+  }
+  if (load !== listLoads) return;
+  state.touchedDuringLoad = null;
+  for (const id of touched) {
+    if (state.chats.has(id)) fresh.set(id, state.chats.get(id));
+    else fresh.delete(id);
   }
   state.chats = fresh;
   state.listsLoaded = true;
@@ -213,9 +242,13 @@ function refreshChat(id, cause) {
       try {
         const c = await api('GET', `/api/v1/chats/${id}`);
         state.chats.set(id, c);
+        state.touchedDuringLoad?.add(id);
         state.queues.set(c.queue_id, c.queue_name);
       } catch (e) {
-        if (e.status === 404) state.chats.delete(id);
+        if (e.status === 404) {
+          state.chats.delete(id);
+          state.touchedDuringLoad?.add(id);
+        }
       }
     } while (refreshing.get(id));
     refreshing.delete(id);
@@ -367,13 +400,18 @@ $('status-toggle').addEventListener('click', async () => {
 function openChat(id) {
   state.open = id;
   state.messages = [];
+  state.actions = [];
+  state.runs = [];
   $('messages').replaceChildren();
+  $('action-runs').replaceChildren();
   $('app').classList.add('reading');
   $('conv-empty').hidden = true;
   $('conv-main').hidden = false;
   renderConversationHead();
   renderLists();
   loadMessages(id);
+  loadActions(id);
+  loadRuns(id);
   const c = state.chats.get(id);
   if (c && c.unread_messages > 0) markRead(c);
 }
@@ -397,6 +435,7 @@ function renderConversationHead() {
     $('conv-meta').textContent = 'no longer yours';
     for (const b of ['conv-accept', 'conv-transfer', 'conv-close']) $(b).hidden = true;
     $('reply').hidden = true;
+    renderActionButtons();
     return;
   }
   const mine = c.agent_id === state.me.id;
@@ -408,6 +447,7 @@ function renderConversationHead() {
   $('conv-transfer').hidden = !working;
   $('conv-close').hidden = !working;
   $('reply').hidden = !working;
+  renderActionButtons();
 }
 
 const loadingMessages = new Map();
@@ -492,7 +532,7 @@ $('reply').addEventListener('submit', async (ev) => {
   }
   $('reply-send').disabled = true;
   try {
-    await api('POST', `/api/v1/chats/${id}/messages`, body, { 'Idempotency-Key': crypto.randomUUID() });
+    await api('POST', `/api/v1/chats/${id}/messages`, body, { 'Idempotency-Key': newKey() });
     $('reply-text').value = '';
     $('reply-file').value = '';
     loadMessages(id);
@@ -507,6 +547,115 @@ $('reply').addEventListener('submit', async (ev) => {
 $('reply-text').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) $('reply').requestSubmit();
 });
+
+// --- chat actions ------------------------------------------------------------------
+
+async function loadActions(id) {
+  try {
+    const page = await api('GET', `/api/v1/chats/${id}/actions`);
+    if (state.open !== id) return;
+    state.actions = page.items;
+  } catch (e) {
+    if (state.open !== id) return;
+    state.actions = [];
+    if (e.status !== 404) notice(`Could not load the chat's actions: ${e.message}`);
+  }
+  actionButtonsKey = '';
+  renderActionButtons();
+}
+
+// loadRuns reads the open chat's runs again; asked for while a read runs, it
+// reads once more after it, so the last answer is never older than the last event.
+const loadingRuns = new Map();
+function loadRuns(id) {
+  if (loadingRuns.has(id)) { loadingRuns.set(id, true); return; }
+  loadingRuns.set(id, false);
+  (async () => {
+    do {
+      loadingRuns.set(id, false);
+      try {
+        const page = await api('GET', `/api/v1/chats/${id}/action-runs`);
+        if (state.open === id) { state.runs = page.items; renderRuns(); }
+      } catch (e) {
+        if (state.open === id && e.status !== 404) notice(`Could not load the action runs: ${e.message}`);
+        break;
+      }
+    } while (loadingRuns.get(id));
+    loadingRuns.delete(id);
+  })();
+}
+
+// The buttons are rebuilt only when what they offer changes, so keyboard
+// focus stays on a button while the chat around it updates.
+let actionButtonsKey = '';
+const runningActions = new Set(); // action IDs whose run request is on its way
+
+function renderActionButtons() {
+  const c = state.open && state.chats.get(state.open);
+  const working = !!c && c.agent_id === state.me.id && c.status === 'in_progress';
+  const shown = working ? state.actions : [];
+  const key = `${state.open}|${shown.map((a) => a.id).join(',')}`;
+  if (key !== actionButtonsKey) {
+    actionButtonsKey = key;
+    $('action-buttons').replaceChildren(...shown.map((a) => el('button', {
+      type: 'button', class: 'action', dataset: { actionId: a.id }, title: `Run "${a.caption}" on this chat`,
+      onclick: () => runAction(state.open, a),
+    }, a.caption)));
+  }
+  for (const b of $('action-buttons').children) {
+    const busy = runningActions.has(b.dataset.actionId);
+    b.setAttribute('aria-busy', String(busy));
+    b.setAttribute('aria-disabled', String(busy));
+  }
+  $('chat-actions').hidden = shown.length === 0 && state.runs.length === 0;
+}
+
+const RUN_STATUS = { started: 'running…', completed: 'completed', failed: 'failed', timed_out: 'timed out' };
+
+function renderRuns() {
+  const runs = [...state.runs].reverse(); // newest first
+  $('action-runs').replaceChildren(...runs.map((r) => {
+    const outcome = r.status === 'completed' ? r.result : r.error;
+    const when = new Date(r.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const label = `${r.caption} · ${RUN_STATUS[r.status] || r.status}${outcome ? `: ${outcome}` : ''} · ${when}`;
+    return el('li', { class: `run run-${r.status}`, dataset: { runId: r.id, status: r.status }, title: label },
+      el('span', { class: 'run-caption' }, r.caption),
+      el('span', { class: 'run-status' }, ` · ${RUN_STATUS[r.status] || r.status}`),
+      outcome ? el('span', { class: 'run-outcome' }, `: ${outcome}`) : null,
+      el('span', { class: 'run-time' }, ` · ${when}`));
+  }));
+  renderActionButtons();
+}
+
+// runAction starts an action on the chat. One Idempotency-Key per click: a
+// request retried after a network error or a 503 starts one run, not two.
+async function runAction(chatId, a) {
+  if (runningActions.has(a.id)) return;
+  runningActions.add(a.id);
+  renderActionButtons();
+  const key = newKey();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const run = await api('POST', `/api/v1/chats/${chatId}/actions/${a.id}/run`, undefined, { 'Idempotency-Key': key });
+        if (state.open === chatId && !state.runs.some((r) => r.id === run.id)) {
+          state.runs.push(run);
+          renderRuns();
+        }
+        break;
+      } catch (e) {
+        const transient = !(e instanceof HttpError) || e.status === 502 || e.status === 503 || e.status === 504;
+        if (!transient || attempt >= 3) throw e;
+        await new Promise((r) => { setTimeout(r, 1000 * attempt); });
+      }
+    }
+  } catch (e) {
+    notice(e.status === 409 ? `"${a.caption}" can not run: the chat is closed.` : `"${a.caption}" did not start: ${e.message}`);
+  } finally {
+    runningActions.delete(a.id);
+    renderActionButtons();
+  }
+}
 
 // --- transfer ------------------------------------------------------------------
 

@@ -1,0 +1,5 @@
+package models
+
+// Test hooks for the external test package.
+
+var DeleteUserError = deleteUserError
