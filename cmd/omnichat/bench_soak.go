@@ -1,0 +1,10 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+func runBenchSoak(ctx context.Context, args []string) error {
+	return fmt.Errorf("not yet")
+}
