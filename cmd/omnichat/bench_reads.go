@@ -174,7 +174,7 @@ func seedReads(ctx context.Context, db *gorm.DB, f readsFlags, runID, channelID,
 			{"contacts", `INSERT INTO contacts (id, channel_id, external_id, name)
 				SELECT gen_random_uuid(), @channel, 'reads-' || g, 'Reader ' || g FROM generate_series(1, @n) g`},
 			{"chats", `WITH others AS (SELECT array_agg(id ORDER BY email) AS ids FROM users WHERE email LIKE 'bench-reads-' || @run || '-%'),
-				g AS (SELECT g, (g % @every = 0 AND g / @every <= @mine) AS mine, g % 100 AS r, g % 10 AS r10,
+				g AS (SELECT g, (g % @every = 0 AND g / @every <= @mine) AS mine, g % 100 AS r, (g / @every) % 10 AS r10,
 					now() - ((@n - g) * interval '1 minute') AS t FROM generate_series(1, @n) g)
 				INSERT INTO chats (id, channel_id, queue_id, contact_id, conversation_id, workflow_id, status, agent_id,
 					waiting_since, offered_at, accepted_at, closed_at, close_reason, agent_read_at, last_message_at, created_at, offer_notified)
