@@ -395,23 +395,31 @@ func (s *soak) report(ctx context.Context) error {
 	s.mu.Unlock()
 	fmt.Printf("worker RSS: max %d MiB, at the end %d MiB (%d samples); at most %d chats open at once\n", maxRSS/1024, lastRSS/1024, n, peakOpen)
 
-	var acceptLate []time.Duration
+	// One pass over the run's events (the event log has no index by chat, and
+	// needs none elsewhere): each expiry paired with the offer before it. An
+	// expiry writes two events (to the agent and to the chat's watchers), so
+	// only the first after an offer counts.
 	var rows []struct{ Late float64 }
-	if err := s.store.Raw(ctx, &rows, `SELECT extract(epoch FROM x.created_at - (o.created_at + make_interval(secs => ?))) AS late
-		FROM events x JOIN chats c ON c.id = x.chat_id
-		CROSS JOIN LATERAL (SELECT created_at FROM events o WHERE o.chat_id = x.chat_id AND o.type = 'chat.offered'
-			AND o.data->>'reason' = 'routed' AND (o.txid, o.id) < (x.txid, x.id) ORDER BY o.txid DESC, o.id DESC LIMIT 1) o
-		WHERE c.channel_id = ? AND x.data->>'reason' = 'expired'`, s.f.acceptTimeout.Seconds(), s.channel); err != nil {
+	if err := s.store.Raw(ctx, &rows, `WITH e AS (
+			SELECT e.chat_id, e.txid, e.id, e.created_at, e.data->>'reason' AS reason FROM events e JOIN chats c ON c.id = e.chat_id
+			WHERE c.channel_id = @channel AND e.type LIKE 'chat.%' AND e.data->>'reason' IN ('routed', 'expired')),
+		p AS (SELECT reason, created_at, lag(reason) OVER w AS prev_reason, lag(created_at) OVER w AS prev_at
+			FROM e WINDOW w AS (PARTITION BY chat_id ORDER BY txid, id))
+		SELECT extract(epoch FROM created_at - (prev_at + make_interval(secs => @accept))) AS late
+		FROM p WHERE reason = 'expired' AND prev_reason = 'routed'`,
+		map[string]any{"channel": s.channel, "accept": s.f.acceptTimeout.Seconds()}); err != nil {
 		return err
 	}
+	var acceptLate []time.Duration
 	for _, r := range rows {
 		acceptLate = append(acceptLate, time.Duration(r.Late*float64(time.Second)))
 	}
 	rows = nil
-	if err := s.store.Raw(ctx, &rows, `SELECT extract(epoch FROM c.closed_at - (r.created_at + make_interval(secs => ?))) AS late
-		FROM chats c CROSS JOIN LATERAL (SELECT e.created_at FROM events e WHERE e.chat_id = c.id AND e.type = 'message.created'
-			AND e.data->>'direction' = 'outbound' ORDER BY e.txid DESC, e.id DESC LIMIT 1) r
-		WHERE c.channel_id = ? AND c.close_reason = 'timeout'`, s.f.completion.Seconds(), s.channel); err != nil {
+	if err := s.store.Raw(ctx, &rows, `WITH r AS (SELECT e.chat_id, max(e.created_at) AS at FROM events e JOIN chats c ON c.id = e.chat_id
+			WHERE c.channel_id = @channel AND e.type = 'message.created' AND e.data->>'direction' = 'outbound' GROUP BY e.chat_id)
+		SELECT extract(epoch FROM c.closed_at - (r.at + make_interval(secs => @completion))) AS late
+		FROM chats c JOIN r ON r.chat_id = c.id WHERE c.close_reason = 'timeout'`,
+		map[string]any{"channel": s.channel, "completion": s.f.completion.Seconds()}); err != nil {
 		return err
 	}
 	var completionLate []time.Duration
@@ -421,13 +429,14 @@ func (s *soak) report(ctx context.Context) error {
 	// Timers due more than a second ago that have not fired are failures, not
 	// lateness the figures above could show: counted apart.
 	var left struct{ Offered, OfferOverdue, InProgress, CompletionOverdue, Waiting int64 }
-	if err := s.store.Raw(ctx, &left, `SELECT count(*) FILTER (WHERE status = 'offered') AS offered,
+	if err := s.store.Raw(ctx, &left, `WITH r AS (SELECT e.chat_id, max(e.created_at) AS at FROM events e JOIN chats c ON c.id = e.chat_id
+			WHERE c.channel_id = @channel AND e.type = 'message.created' AND e.data->>'direction' = 'outbound' GROUP BY e.chat_id)
+		SELECT count(*) FILTER (WHERE status = 'offered') AS offered,
 		count(*) FILTER (WHERE status = 'offered' AND offered_at + make_interval(secs => @accept) < now() - interval '1 second') AS offer_overdue,
 		count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
-		count(*) FILTER (WHERE status = 'in_progress' AND (SELECT max(e.created_at) FROM events e WHERE e.chat_id = c.id
-			AND e.type = 'message.created' AND e.data->>'direction' = 'outbound') + make_interval(secs => @completion) < now() - interval '1 second') AS completion_overdue,
+		count(*) FILTER (WHERE status = 'in_progress' AND r.at + make_interval(secs => @completion) < now() - interval '1 second') AS completion_overdue,
 		count(*) FILTER (WHERE status = 'waiting') AS waiting
-		FROM chats c WHERE channel_id = @channel`,
+		FROM chats c LEFT JOIN r ON r.chat_id = c.id WHERE c.channel_id = @channel`,
 		map[string]any{"accept": s.f.acceptTimeout.Seconds(), "completion": s.f.completion.Seconds(), "channel": s.channel}); err != nil {
 		return err
 	}
