@@ -52,11 +52,6 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 	return load < rs.SimultaneousChats, err
 }
 
-// visibleSQL is the condition for a chat c to appear in an agent's list: their
-// own chats, and the waiting chats of their all_agents queues while they can take one.
-const visibleSQL = `(c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
-	AND c.queue_id IN (` + agentQueuesSQL + `)))`
-
 // botChatsSQL: chats a bot app owns are listed, read-only, to the agents of
 // their queue and to admins.
 const botChatsSQL = `(c.status = 'bot' AND (@admin OR c.queue_id IN (` + agentQueuesSQL + `)))`
@@ -87,8 +82,10 @@ func (s *Store) ListAgentChats(ctx context.Context, agentID uuid.UUID, f ChatFil
 	return rows, err
 }
 
-// visiblePageSQL selects the seqs of one page of an agent's list. It is the
-// condition visibleSQL OR botChatsSQL split into its three branches, each of
+// visiblePageSQL selects the seqs of one page of an agent's list: their own
+// chats, the waiting chats of their all_agents queues while they can take one
+// (@take), and the bot-owned chats of their queues (of all queues for an
+// admin). It is that condition split into its three branches, each of
 // which an index answers newest first (chats_agent_seq or
 // chats_agent_status_seq, chats_listed_queue, chats_bot): as one OR over
 // joined tables PostgreSQL could only walk every chat by seq and filter,
@@ -145,7 +142,7 @@ func (s *Store) UnreadCounts(ctx context.Context, agentID uuid.UUID) (chats, mes
 		return 0, 0, err
 	}
 	var r struct{ Chats, Messages int }
-	// The open chats visibleSQL selects, as a union of its two branches so
+	// The open chats of the first two branches of visiblePageSQL, as a union so
 	// that each is an index lookup (chats_agent_status_seq, chats_listed_queue);
 	// only the unread count is computed for them, not the whole list row.
 	err = s.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE n > 0) AS chats, COALESCE(sum(n), 0) AS messages
