@@ -29,6 +29,7 @@ type soakFlags struct {
 	completion, settle, sample time.Duration
 	acceptEvery                int
 	workerPID                  int
+	rate                       float64
 }
 
 // runBenchSoak opens many chats on one worker and keeps them open with their
@@ -44,6 +45,7 @@ func runBenchSoak(ctx context.Context, args []string) error {
 	fs.IntVar(&f.chats, "chats", 100_000, "open chats to reach")
 	fs.DurationVar(&f.openFor, "open-for", 15*time.Minute, "stop opening chats after this long even if -chats is not reached")
 	fs.IntVar(&f.concurrency, "concurrency", 32, "concurrent webhook senders")
+	fs.Float64Var(&f.rate, "rate", 0, "new chats per second at most (0: as fast as the senders go)")
 	fs.IntVar(&f.agents, "agents", 110, "agents the chats are offered to (SimultaneousChats is raised to fit, at most 1000, and restored at the end)")
 	fs.DurationVar(&f.acceptTimeout, "accept-timeout", 20*time.Minute, "accept timeout for the run (OmniChatOperatorAcceptChatTimeout, restored at the end)")
 	fs.DurationVar(&f.completion, "completion", 10*time.Minute, "completion timeout of the bench queue")
@@ -268,11 +270,24 @@ func (s *soak) open(ctx context.Context) int64 {
 	defer cancel()
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var pace <-chan time.Time
+	if s.f.rate > 0 {
+		tick := time.NewTicker(time.Duration(float64(time.Second) / s.f.rate))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	for w := 0; w < s.f.concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
+				if pace != nil {
+					select {
+					case <-ctx.Done():
+						return
+					case <-pace:
+					}
+				}
 				i := next.Add(1)
 				if i > int64(s.f.chats) {
 					return
