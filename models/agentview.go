@@ -52,19 +52,18 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 	return load < rs.SimultaneousChats, err
 }
 
-// visibleSQL is the condition for a chat c to appear in an agent's list: their
-// own chats, and the waiting chats of their all_agents queues while they can take one.
-const visibleSQL = `(c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
-	AND c.queue_id IN (` + agentQueuesSQL + `)))`
-
 // botChatsSQL: chats a bot app owns are listed, read-only, to the agents of
 // their queue and to admins.
 const botChatsSQL = `(c.status = 'bot' AND (@admin OR c.queue_id IN (` + agentQueuesSQL + `)))`
 
+// unreadSQL counts chat c's inbound messages the agent has not read; the
+// partial index messages_chat_inbound answers it from the index alone.
+const unreadSQL = `SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
+	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)`
+
 const chatRowSelect = `SELECT c.*, ct.name AS contact_name, ct.blocked_at AS contact_blocked_at,
 	(SELECT a.id FROM attachments a WHERE a.id = ct.photo_attachment_id AND a.status = 'stored') AS contact_photo_id, ch.name AS channel_name, ch.provider, q.name AS queue_name, q.routing_rule,
-	(SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
-	   AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS unread_messages,
+	(` + unreadSQL + `) AS unread_messages,
 	(SELECT m.text FROM messages m WHERE m.chat_id = c.id AND m.direction <> 'system' ORDER BY m.seq DESC LIMIT 1) AS last_message_text,
 	CASE WHEN c.status = 'offered' THEN c.offered_at + make_interval(secs => 60 * COALESCE(
 	   (SELECT value::float8 FROM settings WHERE code = 'OmniChatOperatorAcceptChatTimeout'), 5)) END AS offer_expires_at
@@ -78,11 +77,34 @@ func (s *Store) ListAgentChats(ctx context.Context, agentID uuid.UUID, f ChatFil
 	}
 	args := map[string]any{"agent": agentID, "take": take, "admin": f.Admin, "status": f.Status, "before": f.Before, "limit": f.Limit}
 	var rows []ChatRow
-	err = s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE (`+visibleSQL+` OR `+botChatsSQL+`)
-		AND (@status = '' OR c.status = @status) AND (@before = 0 OR c.seq < @before)
-		ORDER BY c.seq DESC LIMIT @limit`, args).Scan(&rows).Error
+	err = s.db.WithContext(ctx).Raw(`WITH page AS (`+visiblePageSQL+`)
+		`+chatRowSelect+` WHERE c.seq IN (SELECT seq FROM page) ORDER BY c.seq DESC LIMIT @limit`, args).Scan(&rows).Error
 	return rows, err
 }
+
+// visiblePageSQL selects the seqs of one page of an agent's list: their own
+// chats, the waiting chats of their all_agents queues while they can take one
+// (@take), and the bot-owned chats of their queues (of all queues for an
+// admin). It is that condition split into its three branches, each of
+// which an index answers newest first (chats_agent_seq or
+// chats_agent_status_seq, chats_listed_queue, chats_bot): as one OR over
+// joined tables PostgreSQL could only walk every chat by seq and filter,
+// tens of milliseconds with 100,000 chats. Each branch stops at a page; the
+// union's newest page is the answer.
+const visiblePageSQL = `SELECT seq FROM (
+	(SELECT c.seq FROM chats c WHERE c.agent_id = @agent
+		AND (@status = '' OR c.status = @status) AND (@before = 0 OR c.seq < @before)
+		ORDER BY c.seq DESC LIMIT @limit)
+	UNION
+	(SELECT c.seq FROM chats c JOIN queues q ON q.id = c.queue_id
+		WHERE @take AND @status IN ('', 'waiting') AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
+		AND c.queue_id IN (` + agentQueuesSQL + `) AND (@before = 0 OR c.seq < @before)
+		ORDER BY c.seq DESC LIMIT @limit)
+	UNION
+	(SELECT c.seq FROM chats c WHERE @status IN ('', 'bot') AND c.status = 'bot'
+		AND (@admin OR c.queue_id IN (` + agentQueuesSQL + `)) AND (@before = 0 OR c.seq < @before)
+		ORDER BY c.seq DESC LIMIT @limit)
+	) v ORDER BY seq DESC LIMIT @limit`
 
 // AgentChat loads a chat for an agent: found only when the chat is theirs or
 // belongs to a queue they serve (or, for an admin, is bot-owned); otherwise
@@ -122,8 +144,15 @@ func (s *Store) UnreadCounts(ctx context.Context, agentID uuid.UUID) (chats, mes
 		return 0, 0, err
 	}
 	var r struct{ Chats, Messages int }
-	err = s.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE unread_messages > 0) AS chats, COALESCE(sum(unread_messages), 0) AS messages
-		FROM (`+chatRowSelect+` WHERE `+visibleSQL+` AND c.status <> 'closed') v`,
+	// The open chats of the first two branches of visiblePageSQL, as a union so
+	// that each is an index lookup (chats_agent_status_seq, chats_listed_queue);
+	// only the unread count is computed for them, not the whole list row.
+	err = s.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE n > 0) AS chats, COALESCE(sum(n), 0) AS messages
+		FROM (SELECT (`+unreadSQL+`) AS n FROM chats c WHERE c.id IN (
+			SELECT c.id FROM chats c WHERE c.agent_id = @agent AND c.status IN ('bot', 'waiting', 'offered', 'in_progress')
+			UNION
+			SELECT c.id FROM chats c JOIN queues q ON q.id = c.queue_id WHERE @take AND c.status = 'waiting'
+				AND q.routing_rule = 'all_agents' AND c.queue_id IN (`+agentQueuesSQL+`))) v`,
 		map[string]any{"agent": agentID, "take": take}).Scan(&r).Error
 	return r.Chats, r.Messages, err
 }

@@ -38,6 +38,9 @@ type benchFlags struct {
 // and (3) the bare Temporal signal-with-start rate on the same server, the
 // ceiling the ingest rate is compared with.
 func runBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && (args[0] == "reads" || args[0] == "soak") {
+		return map[string]func(context.Context, []string) error{"reads": runBenchReads, "soak": runBenchSoak}[args[0]](ctx, args[1:])
+	}
 	var f benchFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&f.api, "api", "http://127.0.0.1:8080", "base URL of the running omnichat API")

@@ -30,7 +30,9 @@ Commands:
   config [NAME]  print the settings in effect (environment, then the env
                  file, then defaults), or the value of one
   bench          load-test a running stack through the API channel webhook
-                 (see "omnichat bench -h")
+                 (see "omnichat bench -h"); "bench reads" times the agent
+                 panel's reads over a seeded database, "bench soak" keeps
+                 many chats open on one worker (see "omnichat bench soak -h")
   help           show this help
 
 Configuration comes from environment variables, and from the env file

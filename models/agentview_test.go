@@ -1,0 +1,139 @@
+package models_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/omnichat/omnichat/domain"
+	"github.com/omnichat/omnichat/models"
+)
+
+// referenceList is the agent list as one plain condition (visible to the
+// agent, or bot-owned in their queues or for an admin), the definition the
+// index-friendly query in ListAgentChats must agree with.
+const referenceList = `SELECT c.seq FROM chats c JOIN queues q ON q.id = c.queue_id
+	WHERE (c.agent_id = @agent
+	    OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents' AND c.queue_id IN (SELECT queue_id FROM queue_users WHERE user_id = @agent))
+	    OR (c.status = 'bot' AND (@admin OR c.queue_id IN (SELECT queue_id FROM queue_users WHERE user_id = @agent))))
+	  AND (@status = '' OR c.status = @status) AND (@before = 0 OR c.seq < @before)
+	ORDER BY c.seq DESC LIMIT @limit`
+
+const referenceUnread = `SELECT count(*) FILTER (WHERE n > 0) AS chats, COALESCE(sum(n), 0) AS messages FROM (
+	SELECT (SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.direction = 'inbound'
+	    AND m.created_at > COALESCE(c.agent_read_at, '-infinity'::timestamptz)) AS n
+	FROM chats c JOIN queues q ON q.id = c.queue_id
+	WHERE (c.agent_id = @agent OR (@take AND c.status = 'waiting' AND q.routing_rule = 'all_agents'
+	    AND c.queue_id IN (SELECT queue_id FROM queue_users WHERE user_id = @agent))) AND c.status <> 'closed') v`
+
+// TestAgentListMatchesItsDefinition checks, with the read indexes migrated,
+// that the chat list and the unread counts return exactly the rows of their
+// plain definitions, for every status filter, page size, cursor and viewer.
+func TestAgentListMatchesItsDefinition(t *testing.T) {
+	f := newFixture(t, domain.RuleAllAgents)
+	s, ctx := f.s, f.ctx
+	// Above every viewer's load: whether they may take chats follows their status alone.
+	if _, err := s.SetSetting(ctx, models.SettingSimultaneousChats, "100"); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(query string, args ...any) {
+		t.Helper()
+		var ids []uuid.UUID
+		f.must(s.Raw(ctx, &ids, query+" RETURNING id", args...))
+		if len(ids) != 1 {
+			t.Fatalf("%s: %d rows", query, len(ids))
+		}
+	}
+	var indexes []string
+	if err := s.Raw(ctx, &indexes, `SELECT indexname FROM pg_indexes WHERE indexname IN
+		('chats_agent_seq', 'chats_agent_status_seq', 'chats_listed_queue', 'chats_bot', 'messages_chat_inbound') ORDER BY indexname`); err != nil {
+		t.Fatal(err)
+	}
+	if len(indexes) != 5 {
+		t.Fatalf("read indexes after migration = %v, want all five", indexes)
+	}
+
+	other := &models.Queue{Name: "routed", RoutingRule: domain.RuleAvailableAgent}
+	f.must(s.CreateQueue(ctx, other))
+	otherCh := &models.Channel{Provider: "api", Name: "C2", Active: true, QueueID: other.ID, Secret: "s"}
+	f.must(s.CreateChannel(ctx, otherCh))
+
+	me := f.agent("me", nil, false)
+	colleague := f.agent("colleague", nil, false)
+	outsider := &models.User{Name: "outsider", Email: "outsider@example.com", Status: domain.AgentActive}
+	f.must(s.CreateUser(ctx, outsider))
+
+	// Chats in every status, held by me, by a colleague or by nobody, in my
+	// all_agents queue and in a queue I do not serve.
+	statuses := []string{domain.ChatWaiting, domain.ChatOffered, domain.ChatInProgress, domain.ChatClosed, domain.ChatBot}
+	for i := 0; i < 60; i++ {
+		ch := f.ch
+		if i%4 == 3 {
+			ch = otherCh
+		}
+		conv := fmt.Sprintf("conv-%d", i)
+		id := uuid.New()
+		_, err := s.Ingest(ctx, models.IngestInput{ChatID: id, OpenChat: true, WorkflowID: "wf-" + conv, ChannelID: ch.ID,
+			Message: domain.InboundMessage{ConversationID: conv, SenderID: "cust-" + conv, SenderName: "Cust", ExternalID: "m-" + conv, Text: "hi"}})
+		f.must(err)
+		status := statuses[i%len(statuses)]
+		var agent *uuid.UUID
+		switch {
+		case status == domain.ChatWaiting || status == domain.ChatBot:
+		case i%3 == 0:
+			agent = &me
+		default:
+			agent = &colleague
+		}
+		exec(`UPDATE chats SET status = ?, agent_id = ? WHERE id = ?`, status, agent, id)
+		if i%2 == 0 { // half have been read
+			f.must(s.MarkRead(ctx, id))
+		}
+	}
+
+	for _, viewer := range []struct {
+		name  string
+		id    uuid.UUID
+		admin bool
+	}{{"me", me, false}, {"me as admin", me, true}, {"colleague", colleague, false}, {"outsider", outsider.ID, false}, {"outsider as admin", outsider.ID, true}} {
+		for _, take := range []bool{true, false} {
+			status := domain.AgentActive
+			if !take {
+				status = domain.AgentInactive
+			}
+			exec(`UPDATE users SET status = ? WHERE id = ?`, status, viewer.id)
+			for _, st := range append([]string{""}, statuses...) {
+				for _, limit := range []int{100, 3} {
+					var before int64
+					for page := 0; page < 30; page++ {
+						got, err := s.ListAgentChats(ctx, viewer.id, models.ChatFilter{Admin: viewer.admin, Status: st, Before: before, Limit: limit})
+						f.must(err)
+						var want []int64
+						f.must(s.Raw(ctx, &want, referenceList, map[string]any{"agent": viewer.id, "take": take, "admin": viewer.admin,
+							"status": st, "before": before, "limit": limit}))
+						seqs := make([]int64, len(got))
+						for i, r := range got {
+							seqs[i] = r.Seq
+						}
+						if !slices.Equal(seqs, want) {
+							t.Fatalf("%s (take %v) status %q limit %d before %d: list %v, definition %v", viewer.name, take, st, limit, before, seqs, want)
+						}
+						if len(got) < limit {
+							break
+						}
+						before = got[len(got)-1].Seq
+					}
+				}
+			}
+			chats, msgs, err := s.UnreadCounts(ctx, viewer.id)
+			f.must(err)
+			var want struct{ Chats, Messages int }
+			f.must(s.Raw(ctx, &want, referenceUnread, map[string]any{"agent": viewer.id, "take": take}))
+			if chats != want.Chats || msgs != want.Messages {
+				t.Fatalf("%s (take %v): unread %d chats %d messages, definition %d and %d", viewer.name, take, chats, msgs, want.Chats, want.Messages)
+			}
+		}
+	}
+}
