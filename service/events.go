@@ -140,23 +140,10 @@ func (e *Events) wakeAll() {
 	}
 }
 
-// listen keeps a LISTEN connection up, reconnecting with backoff; after each
-// (re)connection every stream reads, as wake-ups sent meanwhile were lost.
+// listen keeps the events' LISTEN connection up; after each (re)connection
+// every stream reads, as wake-ups sent meanwhile were lost.
 func (e *Events) listen(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		err := e.store.ListenEvents(ctx, func() { backoff = time.Second; e.wakeAll() }, e.wakeAll)
-		if ctx.Err() != nil {
-			return
-		}
-		e.logger.WarnContext(ctx, "event listener lost its connection; reconnecting", "error", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	keepListening(ctx, e.logger, "event", e.store.ListenEvents, e.wakeAll)
 }
 
 // prune deletes events past retention now and every pruneEvery.

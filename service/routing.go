@@ -174,16 +174,24 @@ func (r *Routing) Run(ctx context.Context) error {
 	}
 }
 
-// listen keeps a LISTEN connection up, reconnecting with backoff, and pokes
-// a pass after each (re)connection: wake-ups sent meanwhile were lost.
+// listen keeps routing's LISTEN connection up, and pokes a pass after each
+// (re)connection: wake-ups sent meanwhile were lost.
 func (r *Routing) listen(ctx context.Context, poke func()) {
+	keepListening(ctx, r.logger, "routing", r.store.ListenRouting, poke)
+}
+
+// keepListening holds a LISTEN connection through listen until ctx ends,
+// reconnecting with backoff (1 s doubling to 10 s, reset once connected).
+// wake runs for every notification and after every (re)connection.
+func keepListening(ctx context.Context, logger *slog.Logger, what string,
+	listen func(ctx context.Context, listening, wake func()) error, wake func()) {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		err := r.store.ListenRouting(ctx, func() { backoff = time.Second; poke() }, poke)
+		err := listen(ctx, func() { backoff = time.Second; wake() }, wake)
 		if ctx.Err() != nil {
 			return
 		}
-		r.logger.WarnContext(ctx, "routing listener lost its connection; reconnecting", "error", err, "in", backoff)
+		logger.WarnContext(ctx, what+" listener lost its connection; reconnecting", "error", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
