@@ -43,8 +43,8 @@ chromium: ## install Debian's chromium for the browser tests when it is missing 
 test: temporal chromium ## the whole suite against real PostgreSQL and a Temporal dev server (and Chromium)
 	TEMPORAL_CLI="$(TEMPORAL)" go test -p 1 -count=1 -timeout 30m ./...
 
-test-faults: temporal ## the fault suite: real processes killed and paused under a stream of webhooks (about 5 min)
-	OMNICHAT_FAULTS=1 TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 15m -v -run TestNothingAcknowledgedIsLost ./faults
+test-faults: temporal ## the fault suite: real processes killed and paused under a stream of webhooks, and two API replicas (about 5 min)
+	OMNICHAT_FAULTS=1 TEMPORAL_CLI="$(TEMPORAL)" go test -count=1 -timeout 15m -v -run 'TestNothingAcknowledgedIsLost|TestTwoServeProcessesDeliverEveryEvent' ./faults
 
 lint: workflowcheck ## go vet, gofmt, staticcheck, workflowcheck
 	go vet ./...
