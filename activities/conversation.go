@@ -27,7 +27,9 @@ type IngestRequest struct {
 	OpenChat   bool
 	WorkflowID string
 	ChannelID  string
-	Message    domain.InboundMessage
+	// Direct: the chat takes its later messages from Postgres.
+	Direct  bool `json:",omitempty"`
+	Message domain.InboundMessage
 }
 
 // IngestResult tells the workflow about the message and its chat.
@@ -58,7 +60,7 @@ func (a *Conversation) Ingest(ctx context.Context, r IngestRequest) (IngestResul
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res, err := a.Chats.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Message: r.Message})
+	res, err := a.Chats.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Direct: r.Direct, Message: r.Message})
 	if err != nil {
 		return IngestResult{}, failed(ctx, err, "ChatID", r.ChatID, "ExternalID", r.Message.ExternalID)
 	}
@@ -260,4 +262,47 @@ func (a *Conversation) MarkFailed(ctx context.Context, r MarkFailedRequest) erro
 		return err
 	}
 	return failed(ctx, a.Chats.RecordSendFailed(ctx, msgID, r.Reason), "MessageID", r.MessageID)
+}
+
+// ChatRef names a chat.
+type ChatRef struct {
+	ChatID string
+}
+
+// CloseOnTimeout closes the chat on its completion timeout unless the
+// customer wrote after the agent's last reply; it reports whether it closed.
+func (a *Conversation) CloseOnTimeout(ctx context.Context, r ChatRef) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	closed, err := a.Chats.RecordTimeoutClose(ctx, chatID)
+	return closed, failed(ctx, err, "ChatID", r.ChatID)
+}
+
+// CustomerWaiting reports whether the customer wrote after the agent's last reply.
+func (a *Conversation) CustomerWaiting(ctx context.Context, r ChatRef) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	waiting, err := a.Chats.CustomerWaiting(ctx, chatID)
+	return waiting, failed(ctx, err, "ChatID", r.ChatID)
+}
+
+// PendingAttachments lists the chat's inbound files still to download.
+func (a *Conversation) PendingAttachments(ctx context.Context, r ChatRef) ([]string, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := a.Chats.PendingAttachments(ctx, chatID)
+	if err != nil {
+		return nil, failed(ctx, err, "ChatID", r.ChatID)
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out, nil
 }

@@ -83,6 +83,9 @@ type Deps struct {
 	Files     FileStorage // nil: Store
 	Providers *channels.Registry
 	Runtime   ChatRuntime
+	// Notifier tells chat workflows about messages the API stored (nil:
+	// notices stay queued for a process that has one).
+	Notifier ChatNotifier
 	// Actions starts chat actions' runs.
 	Actions ActionRuntime
 	// TemporalHealth checks the Temporal frontend answers.
@@ -108,6 +111,7 @@ type Services struct {
 	Settings *Settings
 	Chats    *Chats
 	Inbound  *Inbound
+	Notices  *Notices
 	Routing  *Routing
 	Health   *Health
 	Actions  *Actions
@@ -129,7 +133,9 @@ func New(d Deps) *Services {
 	cases := &Cases{store: d.Store}
 	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases}
 	actions.caller = &nocode.Caller{AllowList: actions.allowList}
+	notices := newNotices(d.Store, d.Notifier, d.Logger)
 	return &Services{
+		Notices:  notices,
 		Actions:  actions,
 		Cases:    cases,
 		Users:    &Users{store: d.Store},
@@ -138,7 +144,7 @@ func New(d Deps) *Services {
 		Channels: channelsSvc,
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
-		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
+		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, notices: notices, logger: d.Logger},
 		Routing:  &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval)},
 		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
 		Events: &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),

@@ -1,0 +1,32 @@
+-- +goose Up
+-- Inbound messages for an open chat are stored by the API itself.
+-- direct_ingest: the chat's workflow takes messages from Postgres (chats its
+-- earlier releases opened keep receiving them as signals).
+-- customer_waiting: the customer wrote after the agent's last reply. The
+-- message's transaction sets it on the chat row, an agent's reply clears it,
+-- and the close on the completion timeout requires it false: the row lock
+-- decides between the two, so a message never lands in a chat that closed.
+ALTER TABLE chats ADD COLUMN direct_ingest boolean NOT NULL DEFAULT false;
+ALTER TABLE chats ADD COLUMN customer_waiting boolean NOT NULL DEFAULT false;
+
+-- What a chat's workflow must still be told about messages stored without it
+-- (a file to download, the customer answering while the completion timer
+-- runs). Written in the message's transaction, drained into signals with
+-- FOR UPDATE SKIP LOCKED, retried with backoff.
+CREATE TABLE chat_notices (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chat_id     uuid NOT NULL,
+    workflow_id text NOT NULL,
+    kind        text NOT NULL,
+    ref         text NOT NULL DEFAULT '',
+    attempts    integer NOT NULL DEFAULT 0,
+    next_at     timestamptz NOT NULL DEFAULT now(),
+    last_error  text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX chat_notices_due ON chat_notices (next_at, id);
+
+-- +goose Down
+DROP TABLE chat_notices;
+ALTER TABLE chats DROP COLUMN customer_waiting;
+ALTER TABLE chats DROP COLUMN direct_ingest;
