@@ -30,13 +30,18 @@ type benchFlags struct {
 	agents                          int
 	ingestFor, offerFor, offerDrain time.Duration
 	rate                            float64
+	visibleRate                     float64
+	visibleFor, bulkFor, duration   time.Duration
+	bulkSenders                     int
 }
 
 // runBench drives a running stack through the API-channel webhook. It measures
-// (1) accepted messages/s and webhook latency with many concurrent
-// conversations, (2) new-chat-to-offer latency at a fixed rate of new chats,
-// and (3) the bare Temporal signal-with-start rate on the same server, the
-// ceiling the ingest rate is compared with.
+// (1) the bare Temporal signal-with-start rate on the same server, the
+// ceiling the others are compared with, (2) accepted and stored messages/s
+// and webhook latency with many concurrent conversations, (3) acknowledgement
+// to visible (message list and event stream) at a fixed message rate,
+// (4) new-chat-to-offer latency at a fixed rate of new chats, and (5) chats
+// opened and offered per second when every message opens a conversation.
 func runBench(ctx context.Context, args []string) error {
 	var f benchFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -49,6 +54,11 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.rate, "rate", 20, "new chats per second in the offer-latency phase")
 	fs.DurationVar(&f.offerFor, "offer-for", 10*time.Second, "length of the offer-latency phase")
 	fs.DurationVar(&f.offerDrain, "offer-wait", 30*time.Second, "how long to wait for the last offers")
+	fs.Float64Var(&f.visibleRate, "visible-rate", 300, "messages per second to open chats in the visibility phase")
+	fs.DurationVar(&f.visibleFor, "visible-for", 60*time.Second, "length of the visibility phase")
+	fs.IntVar(&f.bulkSenders, "bulk-senders", 64, "senders in the bulk phase, every message a new conversation")
+	fs.DurationVar(&f.bulkFor, "bulk-for", 10*time.Second, "length of the bulk phase")
+	fs.DurationVar(&f.duration, "duration", 0, "when set, the length of every phase (for quick runs)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `omnichat bench: load-test a running stack (make run) through the API channel.
 It creates a queue, agents and an API channel with the admin token, raises
@@ -61,6 +71,9 @@ Flags:`)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.duration > 0 {
+		f.ingestFor, f.offerFor, f.visibleFor, f.bulkFor = f.duration, f.duration, f.duration, f.duration
 	}
 	if f.token == "" {
 		return fmt.Errorf("bench needs an admin token: -token or OMNICHAT_BENCH_TOKEN (bin/omnichat admin create -email ...)")
@@ -95,17 +108,34 @@ Flags:`)
 	fmt.Printf("ingest: %d senders x %d conversations for %s\n", f.concurrency, f.convsPerSender, f.ingestFor)
 	began := time.Now()
 	ingest := b.ingest(ctx)
+	storedAtEnd, err := b.storedNow(ctx, store)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("  accepted %d messages (%d refused) = %.1f messages/s; webhook latency p50 %s, p99 %s\n",
 		ingest.ok, ingest.failed, ingest.rate, pct(ingest.lat, 50), pct(ingest.lat, 99))
 	if ceiling.rate > 0 {
-		fmt.Printf("  ingest / ceiling = %.2f\n", ingest.rate/ceiling.rate)
+		fmt.Printf("  accepted / ceiling = %.2f\n", ingest.rate/ceiling.rate)
 	}
+	fmt.Printf("  stored by the end of the phase %d = %.1f messages/s; backlog (acknowledged, not yet stored) %d\n",
+		storedAtEnd, float64(storedAtEnd)/f.ingestFor.Seconds(), max(ingest.ok-storedAtEnd, 0))
 	stored, took, err := b.drain(ctx, store, ingest.ok, began)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  stored %d of them in PostgreSQL %s after the first was sent = %.1f messages/s end to end\n",
 		stored, took.Round(10*time.Millisecond), float64(stored)/took.Seconds())
+
+	fmt.Printf("visible: %.0f messages/s to 64 open chats for %s\n", f.visibleRate, f.visibleFor)
+	vis, err := b.visible(ctx, store)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  sent %d, accepted %d = %.1f messages/s; webhook p50 %s, p99 %s\n", vis.sent, vis.accepted, vis.rate, pct(vis.ack, 50), pct(vis.ack, 99))
+	fmt.Printf("  acknowledgement -> in GET /chats/{id}/messages (%d sampled, %d never seen): p50 %s, p99 %s\n",
+		vis.sampled, vis.missingGet, pct(vis.get, 50), pct(vis.get, 99))
+	fmt.Printf("  acknowledgement -> on the event stream (%d seen, %d missing): p50 %s, p99 %s\n",
+		len(vis.event), vis.missingEvent, pct(vis.event, 50), pct(vis.event, 99))
 
 	fmt.Printf("offers: %.0f new chats/s for %s\n", f.rate, f.offerFor)
 	offers, missing, err := b.offerLatency(ctx, store)
@@ -114,6 +144,16 @@ Flags:`)
 	}
 	fmt.Printf("  %d chats offered (%d not offered in time); new-chat-to-offer latency p50 %s, p99 %s\n",
 		len(offers), missing, pct(offers, 50), pct(offers, 99))
+
+	fmt.Printf("bulk: %d senders for %s, every message a new conversation\n", f.bulkSenders, f.bulkFor)
+	bulk, err := b.bulk(ctx, store)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  accepted %d (%d refused) = %.1f new conversations/s; webhook p50 %s, p99 %s\n",
+		bulk.accepted, bulk.failed, bulk.sendRate, pct(bulk.webhook, 50), pct(bulk.webhook, 99))
+	fmt.Printf("  chats opened %d = %.1f/s, offered %d = %.1f/s; offered / ceiling = %.2f (target 0.25)\n",
+		bulk.opened, bulk.openRate, bulk.offered, bulk.offerRate, bulk.offerRate/max(ceiling.rate, 1))
 	return nil
 }
 
@@ -208,8 +248,12 @@ func (b *bench) setup(ctx context.Context) (func(), error) {
 }
 
 func (b *bench) post(ctx context.Context, conv, msgID string) (time.Duration, bool) {
+	return b.postText(ctx, conv, msgID, "bench message")
+}
+
+func (b *bench) postText(ctx context.Context, conv, msgID, text string) (time.Duration, bool) {
 	body, _ := json.Marshal(apichannel.Inbound{ConversationID: conv, MessageID: msgID, Sender: apichannel.Sender{ID: "c-" + conv, Name: "Bench " + conv},
-		Text: "bench message", Timestamp: time.Now().UTC()})
+		Text: text, Timestamp: time.Now().UTC()})
 	req, _ := http.NewRequestWithContext(ctx, "POST", b.f.api+"/webhooks/api/"+b.channel, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(apichannel.SignatureHeader, apichannel.Sign(b.secret, body))
