@@ -36,7 +36,7 @@ func (b *bench) followEvents(ctx context.Context) (*eventClock, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.f.token)
+	req.Header.Set("Authorization", "Bearer "+b.agentToken)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
@@ -82,7 +82,7 @@ func (ec *eventClock) at(id string) (time.Time, bool) {
 
 // openConversations opens n conversations with one message each and returns
 // their chat IDs once their chats exist.
-func (b *bench) openConversations(ctx context.Context, store *models.Store, prefix string, n int) ([]string, []string, error) {
+func (b *bench) openConversations(ctx context.Context, store *models.Store, channel, prefix string, n int) ([]string, []string, error) {
 	convs := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -91,7 +91,7 @@ func (b *bench) openConversations(ctx context.Context, store *models.Store, pref
 		go func() {
 			defer wg.Done()
 			for range 5 {
-				if _, ok := b.post(ctx, convs[i], convs[i]+"-open"); ok {
+				if _, ok := b.postText(ctx, channel, convs[i], convs[i]+"-open", "opening"); ok {
 					return
 				}
 			}
@@ -99,11 +99,11 @@ func (b *bench) openConversations(ctx context.Context, store *models.Store, pref
 	}
 	wg.Wait()
 	ids := make([]string, n)
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for i, conv := range convs {
 		for ids[i] == "" {
 			var got []string
-			if err := store.Raw(ctx, &got, `SELECT id::text FROM chats WHERE channel_id = ? AND conversation_id = ? AND status <> 'closed'`, b.channel, conv); err != nil {
+			if err := store.Raw(ctx, &got, `SELECT id::text FROM chats WHERE channel_id = ? AND conversation_id = ? AND status <> 'closed'`, channel, conv); err != nil {
 				return nil, nil, err
 			}
 			if len(got) > 0 {
@@ -111,7 +111,7 @@ func (b *bench) openConversations(ctx context.Context, store *models.Store, pref
 				break
 			}
 			if time.Now().After(deadline) {
-				return nil, nil, fmt.Errorf("conversation %s opened no chat within a minute", conv)
+				return nil, nil, fmt.Errorf("conversation %s opened no chat within 5 minutes", conv)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -131,7 +131,7 @@ type visibility struct {
 func (b *bench) visible(ctx context.Context, store *models.Store) (visibility, error) {
 	const convs = 64
 	const sampleEvery = 4
-	names, chatIDs, err := b.openConversations(ctx, store, "visible", convs)
+	names, chatIDs, err := b.openConversations(ctx, store, b.visChannel, "visible", convs)
 	if err != nil {
 		return visibility{}, err
 	}
@@ -155,7 +155,7 @@ func (b *bench) visible(ctx context.Context, store *models.Store) (visibility, e
 			cursor := ""
 			for i := range jobs[w] {
 				text := fmt.Sprintf("visible %s %d", b.runID, i)
-				took, good := b.postText(ctx, names[w], fmt.Sprintf("v-%s-%d", b.runID, i), text)
+				took, good := b.postText(ctx, b.visChannel, names[w], fmt.Sprintf("v-%s-%d", b.runID, i), text)
 				acked := time.Now()
 				if !good {
 					continue
@@ -239,7 +239,7 @@ func (b *bench) findMessage(ctx context.Context, chatID, cursor, text string, de
 			} `json:"items"`
 			NextCursor string `json:"next_cursor"`
 		}
-		err := b.call(ctx, "GET", path, nil, &page)
+		err := b.callAs(ctx, b.agentToken, "GET", path, nil, &page)
 		now := time.Now()
 		if err == nil {
 			for _, m := range page.Items {
