@@ -146,13 +146,13 @@ func (b *bench) visible(ctx context.Context, store *models.Store) (visibility, e
 		missGet, mis atomic.Int64
 	)
 	jobs := make([]chan int, convs)
-	var wg sync.WaitGroup
+	var wg, evWait sync.WaitGroup
 	for w := range convs {
 		jobs[w] = make(chan int, 1024)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cursor := ""
+			cursor, n := "", 0
 			for i := range jobs[w] {
 				text := fmt.Sprintf("visible %s %d", b.runID, i)
 				took, good := b.postText(ctx, b.visChannel, names[w], fmt.Sprintf("v-%s-%d", b.runID, i), text)
@@ -161,40 +161,41 @@ func (b *bench) visible(ctx context.Context, store *models.Store) (visibility, e
 					continue
 				}
 				ok.Add(1)
-				var getLat, evLat time.Duration
-				sampled := i%sampleEvery == 0
-				if sampled {
-					id, seen, next := b.findMessage(ctx, chatIDs[w], cursor, text, acked.Add(10*time.Second))
-					cursor = next
-					if id == "" {
-						missGet.Add(1)
-					} else {
-						getLat = seen.Sub(acked)
-						deadline := time.Now().Add(10 * time.Second)
-						for {
-							if at, ok := ec.at(id); ok {
-								evLat = max(at.Sub(acked), 0)
-								break
-							}
-							if time.Now().After(deadline) {
-								mis.Add(1)
-								evLat = -1
-								break
-							}
-							time.Sleep(5 * time.Millisecond)
-						}
-					}
-				}
 				mu.Lock()
 				v.ack = append(v.ack, took)
-				if sampled && getLat > 0 {
-					v.sampled++
-					v.get = append(v.get, getLat)
-					if evLat >= 0 {
-						v.event = append(v.event, evLat)
-					}
-				}
 				mu.Unlock()
+				if n++; n%sampleEvery != 0 {
+					continue
+				}
+				id, seen, next := b.findMessage(ctx, chatIDs[w], cursor, text, acked.Add(10*time.Second))
+				cursor = next
+				if id == "" {
+					missGet.Add(1)
+					continue
+				}
+				mu.Lock()
+				v.sampled++
+				v.get = append(v.get, seen.Sub(acked))
+				mu.Unlock()
+				// The event is awaited apart, so a late one does not slow the sender.
+				evWait.Add(1)
+				go func() {
+					defer evWait.Done()
+					deadline := time.Now().Add(10 * time.Second)
+					for {
+						if at, ok := ec.at(id); ok {
+							mu.Lock()
+							v.event = append(v.event, max(at.Sub(acked), 0))
+							mu.Unlock()
+							return
+						}
+						if time.Now().After(deadline) {
+							mis.Add(1)
+							return
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+				}()
 			}
 		}()
 	}
@@ -219,8 +220,9 @@ func (b *bench) visible(ctx context.Context, store *models.Store) (visibility, e
 		close(j)
 	}
 	wg.Wait()
+	v.rate = float64(ok.Load()) / time.Since(start).Seconds()
+	evWait.Wait()
 	v.sent, v.accepted, v.missingGet, v.missingEvent = sent.Load(), ok.Load(), missGet.Load(), mis.Load()
-	v.rate = float64(v.accepted) / time.Since(start).Seconds()
 	return v, nil
 }
 
