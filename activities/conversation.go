@@ -27,9 +27,7 @@ type IngestRequest struct {
 	OpenChat   bool
 	WorkflowID string
 	ChannelID  string
-	// Direct: the chat takes its later messages from Postgres.
-	Direct  bool `json:",omitempty"`
-	Message domain.InboundMessage
+	Message    domain.InboundMessage
 }
 
 // IngestResult tells the workflow about the message and its chat.
@@ -60,7 +58,7 @@ func (a *Conversation) Ingest(ctx context.Context, r IngestRequest) (IngestResul
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res, err := a.Chats.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Direct: r.Direct, Message: r.Message})
+	res, err := a.Chats.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Message: r.Message})
 	if err != nil {
 		return IngestResult{}, failed(ctx, err, "ChatID", r.ChatID, "ExternalID", r.Message.ExternalID)
 	}
@@ -305,4 +303,21 @@ func (a *Conversation) PendingAttachments(ctx context.Context, r ChatRef) ([]str
 		out = append(out, id.String())
 	}
 	return out, nil
+}
+
+// OpenGateRequest names the chat and the last signalled message it received.
+type OpenGateRequest struct {
+	ChatID   string
+	Received int64
+}
+
+// OpenGate lets the API store the chat's messages once the chat received
+// every message signalled to it; it reports whether it did.
+func (a *Conversation) OpenGate(ctx context.Context, r OpenGateRequest) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	opened, err := a.Chats.OpenGate(ctx, chatID, r.Received)
+	return opened, failed(ctx, err, "ChatID", r.ChatID)
 }

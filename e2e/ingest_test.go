@@ -55,6 +55,9 @@ func TestMessageVisibleOnAcknowledgement(t *testing.T) {
 	e.activate(alice)
 	conv := "ack-1"
 	chatID := acceptedChat(e, alice, ch, conv)
+	testenv.Eventually(t, 10*time.Second, "the chat takes its messages from Postgres once it received the signalled ones", func() bool {
+		return e.count(`SELECT count(*) FROM chats WHERE id = ? AND direct_ingest`, chatID) == 1
+	})
 	for i := 2; i <= 11; i++ {
 		text := fmt.Sprintf("message %d", i)
 		e.must(200, e.inbound(ch, conv, fmt.Sprintf("%s-%d", conv, i), text), "inbound")

@@ -28,9 +28,6 @@ type IngestInput struct {
 	OpenChat   bool // the chat row may not exist yet
 	WorkflowID string
 	ChannelID  uuid.UUID
-	// Direct: the chat's workflow takes later messages from Postgres, stored
-	// by the API (StoreInOpenChat).
-	Direct bool
 	// Message is the customer's message. Edited replaces the text of the
 	// message stored under its ExternalID; Standby opens the chat as owned by
 	// a bot app: stored, not routed.
@@ -192,7 +189,7 @@ func openChat(tx *gorm.DB, in IngestInput, now time.Time) (bool, error) {
 	}
 	chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: stored.ID,
 		ConversationID: in.Message.ConversationID, WorkflowID: in.WorkflowID, Status: status, WaitingSince: now, CreatedAt: now,
-		DirectIngest: in.Direct}
+	}
 	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).Create(&chat).Error; err != nil {
 		return false, fmt.Errorf("create chat: %w", err)
 	}

@@ -211,3 +211,47 @@ func (s *Store) NoticeBacklog(ctx context.Context) (int64, error) {
 	err := s.db.WithContext(ctx).Model(&ChatNotice{}).Count(&n).Error
 	return n, markUnavailable(err)
 }
+
+// SignalThroughGate numbers a message of the conversation that goes to its
+// workflow by signal and calls signal with the message so numbered, holding
+// the gate row's lock until the signal returned: a failed signal takes the
+// number back, and the numbers reach the workflow in order.
+func (s *Store) SignalThroughGate(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage, signal func(domain.InboundMessage) error) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Raw(`INSERT INTO conversation_gates (channel_id, conversation_id, signalled) VALUES (?, ?, 1)
+			ON CONFLICT (channel_id, conversation_id) DO UPDATE SET signalled = conversation_gates.signalled + 1
+			RETURNING signalled`, channelID, m.ConversationID).Scan(&n).Error; err != nil {
+			return fmt.Errorf("number the message: %w", err)
+		}
+		m.GateSeq = n
+		return signal(m)
+	})
+}
+
+// OpenGate lets the API store the chat's messages itself once the workflow
+// received the conversation's last signalled message (received: its
+// number). It waits for a signal in flight and reports whether it opened.
+func (s *Store) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) (bool, error) {
+	opened := false
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var c Chat
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "id = ?", chatID).Error; err != nil {
+			return notFound(err, "chat")
+		}
+		var signalled []int64
+		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ? FOR UPDATE`,
+			c.ChannelID, c.ConversationID).Scan(&signalled).Error; err != nil {
+			return err
+		}
+		if len(signalled) > 0 && signalled[0] > received {
+			return nil // a message is on its way to the workflow
+		}
+		if c.Status == domain.ChatClosed {
+			return nil
+		}
+		opened = true
+		return tx.Model(&Chat{}).Where("id = ?", chatID).Update("direct_ingest", true).Error
+	})
+	return opened, err
+}

@@ -16,11 +16,16 @@ import (
 func (f *fixture) directChat(conv string) uuid.UUID {
 	f.t.Helper()
 	id := uuid.New()
-	res, err := f.s.Ingest(f.ctx, models.IngestInput{ChatID: id, OpenChat: true, Direct: true, WorkflowID: "wf-" + conv, ChannelID: f.ch.ID,
+	res, err := f.s.Ingest(f.ctx, models.IngestInput{ChatID: id, OpenChat: true, WorkflowID: "wf-" + conv, ChannelID: f.ch.ID,
 		Message: domain.InboundMessage{ConversationID: conv, SenderID: "cust-" + conv, SenderName: "Cust", ExternalID: "m-" + conv, Text: "hi"}})
 	f.must(err)
 	if !res.Stored {
 		f.t.Fatalf("first message not stored: %+v", res)
+	}
+	opened, err := f.s.OpenGate(f.ctx, id, 0)
+	f.must(err)
+	if !opened {
+		f.t.Fatal("gate not opened")
 	}
 	return id
 }
@@ -235,4 +240,37 @@ var errTest = errors.New("temporal did not answer")
 func setSimultaneous(f *fixture, v string) error {
 	_, err := f.s.SetSetting(f.ctx, models.SettingSimultaneousChats, v)
 	return err
+}
+
+// Messages signalled to a conversation are numbered in order; the chat takes
+// messages from Postgres only once it received the last number, and a failed
+// signal takes its number back.
+func TestGateKeepsOrder(t *testing.T) {
+	f := newFixture(t, domain.RuleAllAgents)
+	var got []int64
+	signal := func(m domain.InboundMessage) error { got = append(got, m.GateSeq); return nil }
+	f.must(f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-1"), signal))
+	f.must(f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-2"), signal))
+	if err := f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-3"), func(domain.InboundMessage) error { return errTest }); !errors.Is(err, errTest) {
+		t.Fatalf("failed signal: %v", err)
+	}
+	f.must(f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-4"), signal))
+	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Fatalf("numbers %v, want 1 2 3 (the failed signal's number taken back)", got)
+	}
+	id := uuid.New()
+	_, err := f.s.Ingest(f.ctx, models.IngestInput{ChatID: id, OpenChat: true, WorkflowID: "wf-g1", ChannelID: f.ch.ID, Message: msg("g1", "g1-1")})
+	f.must(err)
+	if res, err := f.s.StoreInOpenChat(f.ctx, f.ch.ID, msg("g1", "g1-5")); err != nil || res.Handled {
+		t.Fatalf("gate closed: the message goes to the workflow: %+v %v", res, err)
+	}
+	if opened, err := f.s.OpenGate(f.ctx, id, 2); err != nil || opened {
+		t.Fatalf("message 3 is on its way, yet the gate opened: %v %v", opened, err)
+	}
+	if opened, err := f.s.OpenGate(f.ctx, id, 3); err != nil || !opened {
+		t.Fatalf("every message received, gate: %v %v", opened, err)
+	}
+	if res, err := f.s.StoreInOpenChat(f.ctx, f.ch.ID, msg("g1", "g1-5")); err != nil || !res.Handled {
+		t.Fatalf("gate open: stored by the API: %+v %v", res, err)
+	}
 }

@@ -143,3 +143,9 @@ func (c *Chats) CustomerWaiting(ctx context.Context, chatID uuid.UUID) (bool, er
 func (c *Chats) PendingAttachments(ctx context.Context, chatID uuid.UUID) ([]uuid.UUID, error) {
 	return c.store.PendingChatAttachments(ctx, chatID)
 }
+
+// OpenGate lets the API store the chat's messages once its workflow received
+// every message signalled to the conversation (received: the last number).
+func (c *Chats) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) (bool, error) {
+	return c.store.OpenGate(ctx, chatID, received)
+}

@@ -88,7 +88,15 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 			notify = notify || res.Notices > 0
 		}
 		if !handled && err == nil {
-			err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+			if directIngest(m) {
+				// Numbered, so the chat takes messages from Postgres only
+				// once it received this one (see models.OpenGate).
+				err = i.chats.store.SignalThroughGate(ctx, ch.ID, m, func(m domain.InboundMessage) error {
+					return i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+				})
+			} else {
+				err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+			}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)

@@ -47,6 +47,8 @@ type chat struct {
 	noticeCh workflow.ReceiveChannel
 	// direct: the chat was opened after changeIngestInPostgres.
 	direct bool
+	// gateAsked is the GateSeq the gate was last asked to open at (-1: never).
+	gateAsked int64
 	// legacyKicks: the chat started before changeRoutingWakesInTransactions.
 	legacyKicks bool
 
@@ -65,7 +67,7 @@ type chat struct {
 // inbound messages, routes the chat, runs the accept and completion timers and
 // executes agents' commands (updates) one at a time.
 func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
-	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx),
+	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx), gateAsked: -1,
 		workflow: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	c.legacyKicks = workflow.GetVersion(ctx, changeRoutingWakesInTransactions, workflow.DefaultVersion, 1) == workflow.DefaultVersion
 	c.direct = workflow.GetVersion(ctx, changeIngestInPostgres, workflow.DefaultVersion, 1) == 1
@@ -177,6 +179,11 @@ func (c *chat) run(ctx workflow.Context) error {
 		case c.s.Status == "":
 			// Only duplicates reached this run: there is no chat to keep open.
 			return nil
+		case c.direct && !c.s.Direct && c.gateAsked != c.s.GateSeq && c.inbound.Len() == 0:
+			if err := c.locked(ctx, func() error { return c.openGate(ctx) }); err != nil {
+				return err
+			}
+			continue
 		}
 		if c.shouldContinueAsNew(ctx) {
 			if err := workflow.Await(ctx, c.quiet(ctx)); err != nil {

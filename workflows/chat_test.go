@@ -52,6 +52,7 @@ func newHarness(t *testing.T, rule string, completion time.Duration) *harness {
 		return activities.OutboundRecord{MessageID: r.MessageID, Status: "sending", New: true}, nil
 	})
 	env.OnActivity(conv.PendingAttachments, mock.Anything, mock.Anything).Return([]string(nil), nil)
+	env.OnActivity(conv.OpenGate, mock.Anything, mock.Anything).Return(true, nil)
 	return &harness{t: t, env: env}
 }
 

@@ -129,6 +129,11 @@ type ChatState struct {
 	ReleasesThread bool
 	// Handled counts inbound messages handled in this run.
 	Handled int
+	// GateSeq is the number of the last message signalled to the
+	// conversation that the chat received; Direct: the API stores the
+	// chat's messages (the gate is open).
+	GateSeq int64 `json:",omitempty"`
+	Direct  bool  `json:",omitempty"`
 }
 
 // AcceptRequest is the accept update's argument.

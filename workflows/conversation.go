@@ -37,7 +37,8 @@ func (c *chat) ingest(ctx workflow.Context, m domain.InboundMessage) error {
 	}
 	// Signals of earlier releases do not carry the conversation: the workflow knows it.
 	m.ConversationID = c.in.ConversationID
-	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID, Direct: c.direct, Message: m}
+	c.s.GateSeq = max(c.s.GateSeq, m.GateSeq)
+	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID, Message: m}
 	var res activities.IngestResult
 	if err := db(ctx, c.conv.Ingest, req, &res); err != nil {
 		if cancelled(err) {
@@ -142,5 +143,22 @@ func (c *chat) onNotice(ctx workflow.Context, n Notice) error {
 			c.s.CompletionDeadline = time.Time{} // the customer answered: disarm
 		}
 	}
+	return nil
+}
+
+// openGate lets the API store the chat's messages once the chat has handled
+// every message signalled to its conversation. Postgres refuses while a
+// signal is on its way; the chat asks again when the next message arrives.
+func (c *chat) openGate(ctx workflow.Context) error {
+	c.gateAsked = c.s.GateSeq
+	var opened bool
+	if err := db(ctx, c.conv.OpenGate, activities.OpenGateRequest{ChatID: c.s.ChatID, Received: c.s.GateSeq}, &opened); err != nil {
+		if cancelled(err) {
+			return err
+		}
+		c.logger.Error("gate not opened", "Error", err)
+		return nil
+	}
+	c.s.Direct = opened
 	return nil
 }

@@ -7,6 +7,17 @@
 -- and the close on the completion timeout requires it false: the row lock
 -- decides between the two, so a message never lands in a chat that closed.
 ALTER TABLE chats ADD COLUMN direct_ingest boolean NOT NULL DEFAULT false;
+
+-- Messages of a conversation that went to its workflow by signal, numbered.
+-- The API holds the row's lock while it signals, so the numbers are in the
+-- order of the workflow's history; the workflow turns direct_ingest on only
+-- once it has received the last number (messages stay in arrival order).
+CREATE TABLE conversation_gates (
+    channel_id      uuid NOT NULL,
+    conversation_id text NOT NULL,
+    signalled       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel_id, conversation_id)
+);
 ALTER TABLE chats ADD COLUMN customer_waiting boolean NOT NULL DEFAULT false;
 
 -- What a chat's workflow must still be told about messages stored without it
@@ -27,6 +38,7 @@ CREATE TABLE chat_notices (
 CREATE INDEX chat_notices_due ON chat_notices (next_at, id);
 
 -- +goose Down
+DROP TABLE conversation_gates;
 DROP TABLE chat_notices;
 ALTER TABLE chats DROP COLUMN customer_waiting;
 ALTER TABLE chats DROP COLUMN direct_ingest;
