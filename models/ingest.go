@@ -212,20 +212,36 @@ func (s *Store) NoticeBacklog(ctx context.Context) (int64, error) {
 	return n, markUnavailable(err)
 }
 
+// gateLock serialises, per conversation, the signals that go through its
+// gate and the chat's opening of the gate. An advisory lock takes no
+// transaction ID, so a transaction that waits for Temporal does not hold back
+// the event log's readers (they read only below the oldest running writer).
+const gateLock = `SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS text) || '/' || CAST(? AS text), 7))`
+
 // SignalThroughGate numbers a message of the conversation that goes to its
 // workflow by signal and calls signal with the message so numbered, holding
-// the gate row's lock until the signal returned: a failed signal takes the
-// number back, and the numbers reach the workflow in order.
+// the conversation's gate lock until the signal returned and its number is
+// recorded: a failed signal records nothing, and the numbers reach the
+// workflow in order.
 func (s *Store) SignalThroughGate(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage, signal func(domain.InboundMessage) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Raw(`INSERT INTO conversation_gates (channel_id, conversation_id, signalled) VALUES (?, ?, 1)
-			ON CONFLICT (channel_id, conversation_id) DO UPDATE SET signalled = conversation_gates.signalled + 1
-			RETURNING signalled`, channelID, m.ConversationID).Scan(&n).Error; err != nil {
-			return fmt.Errorf("number the message: %w", err)
+		if err := tx.Exec(gateLock, channelID, m.ConversationID).Error; err != nil {
+			return fmt.Errorf("gate lock: %w", err)
 		}
-		m.GateSeq = n
-		return signal(m)
+		var n []int64
+		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`, channelID, m.ConversationID).
+			Scan(&n).Error; err != nil {
+			return fmt.Errorf("read the gate: %w", err)
+		}
+		m.GateSeq = 1
+		if len(n) > 0 {
+			m.GateSeq = n[0] + 1
+		}
+		if err := signal(m); err != nil {
+			return err
+		}
+		return tx.Exec(`INSERT INTO conversation_gates (channel_id, conversation_id, signalled) VALUES (?, ?, ?)
+			ON CONFLICT (channel_id, conversation_id) DO UPDATE SET signalled = EXCLUDED.signalled`, channelID, m.ConversationID, m.GateSeq).Error
 	})
 }
 
@@ -239,8 +255,12 @@ func (s *Store) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) 
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "id = ?", chatID).Error; err != nil {
 			return notFound(err, "chat")
 		}
+		// Waits for a signal in flight to be numbered.
+		if err := tx.Exec(gateLock, c.ChannelID, c.ConversationID).Error; err != nil {
+			return fmt.Errorf("gate lock: %w", err)
+		}
 		var signalled []int64
-		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ? FOR UPDATE`,
+		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`,
 			c.ChannelID, c.ConversationID).Scan(&signalled).Error; err != nil {
 			return err
 		}

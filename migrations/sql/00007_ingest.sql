@@ -9,9 +9,10 @@
 ALTER TABLE chats ADD COLUMN direct_ingest boolean NOT NULL DEFAULT false;
 
 -- Messages of a conversation that went to its workflow by signal, numbered.
--- The API holds the row's lock while it signals, so the numbers are in the
--- order of the workflow's history; the workflow turns direct_ingest on only
--- once it has received the last number (messages stay in arrival order).
+-- The API holds the conversation's advisory lock while it signals and records
+-- the number, so the numbers are in the order of the workflow's history; the
+-- workflow turns direct_ingest on (under the same lock) only once it has
+-- received the last number, so messages stay in arrival order.
 CREATE TABLE conversation_gates (
     channel_id      uuid NOT NULL,
     conversation_id text NOT NULL,
