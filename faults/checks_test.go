@@ -105,15 +105,21 @@ func judgeCalls(t *testing.T, sc scenario, r *scenarioRun, calls []call) (string
 // closing chats themselves.
 func checkChats(t *testing.T, s *stack, r *scenarioRun, agents *desk) {
 	t.Helper()
-	var offeredAfter int
-	if err := s.query(func(ctx context.Context, db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE offered_at > $1 OR accepted_at > $1`, r.faultEnd).Scan(&offeredAfter)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if offeredAfter == 0 {
-		t.Error("no chat was offered or accepted after the fault")
-	}
+	// Routing resumes on its own schedule (database retries back off to 30 s
+	// apart), so this waits for an offer after the fault instead of looking
+	// the moment the backlog is stored.
+	waitFor(t, time.Minute, "a chat offered or accepted after the fault", func() error {
+		var offeredAfter int
+		if err := s.query(func(ctx context.Context, db *sql.DB) error {
+			return db.QueryRowContext(ctx, `SELECT count(*) FROM chats WHERE offered_at > $1 OR accepted_at > $1`, r.faultEnd).Scan(&offeredAfter)
+		}); err != nil {
+			return err
+		}
+		if offeredAfter == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
 	agents.Finish()
 	var finished time.Time
 	if err := s.query(func(ctx context.Context, db *sql.DB) error {
