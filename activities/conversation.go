@@ -261,3 +261,63 @@ func (a *Conversation) MarkFailed(ctx context.Context, r MarkFailedRequest) erro
 	}
 	return failed(ctx, a.Chats.RecordSendFailed(ctx, msgID, r.Reason), "MessageID", r.MessageID)
 }
+
+// ChatRef names a chat.
+type ChatRef struct {
+	ChatID string
+}
+
+// CloseOnTimeout closes the chat on its completion timeout unless the
+// customer wrote after the agent's last reply; it reports whether it closed.
+func (a *Conversation) CloseOnTimeout(ctx context.Context, r ChatRef) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	closed, err := a.Chats.RecordTimeoutClose(ctx, chatID)
+	return closed, failed(ctx, err, "ChatID", r.ChatID)
+}
+
+// CustomerWaiting reports whether the customer wrote after the agent's last reply.
+func (a *Conversation) CustomerWaiting(ctx context.Context, r ChatRef) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	waiting, err := a.Chats.CustomerWaiting(ctx, chatID)
+	return waiting, failed(ctx, err, "ChatID", r.ChatID)
+}
+
+// PendingAttachments lists the chat's inbound files still to download.
+func (a *Conversation) PendingAttachments(ctx context.Context, r ChatRef) ([]string, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := a.Chats.PendingAttachments(ctx, chatID)
+	if err != nil {
+		return nil, failed(ctx, err, "ChatID", r.ChatID)
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out, nil
+}
+
+// OpenGateRequest names the chat and the last signalled message it received.
+type OpenGateRequest struct {
+	ChatID   string
+	Received int64
+}
+
+// OpenGate lets the API store the chat's messages once the chat received
+// every message signalled to it; it reports whether it did.
+func (a *Conversation) OpenGate(ctx context.Context, r OpenGateRequest) (bool, error) {
+	chatID, err := parseID("chat", r.ChatID)
+	if err != nil {
+		return false, err
+	}
+	opened, err := a.Chats.OpenGate(ctx, chatID, r.Received)
+	return opened, failed(ctx, err, "ChatID", r.ChatID)
+}

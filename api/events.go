@@ -22,6 +22,11 @@ const (
 	eventPollEvery  = 5 * time.Second
 	eventWriteLimit = 10 * time.Second
 	eventBatch      = 200
+	// eventRecheck is the first re-read after a read that found events: an
+	// event of a transaction that commits while an older one still runs is
+	// readable only once that older one ended, which may send no wake-up.
+	// The re-reads double up to eventPollEvery.
+	eventRecheck = 20 * time.Millisecond
 )
 
 // streamEvents serves GET /api/v1/events as Server-Sent Events: every event
@@ -78,8 +83,12 @@ func (s *server) streamEvents(c *gin.Context) {
 	defer heartbeat.Stop()
 	poll := time.NewTicker(eventPollEvery)
 	defer poll.Stop()
+	recheck := time.NewTimer(eventPollEvery)
+	defer recheck.Stop()
+	recheckIn := eventPollEvery
 	sent := pos
 	for {
+		found := false
 		for more := true; more; {
 			events, next, err := s.svc.Events.Read(ctx, p, pos, eventBatch)
 			if err != nil {
@@ -88,6 +97,7 @@ func (s *server) streamEvents(c *gin.Context) {
 				}
 				break
 			}
+			found = found || len(events) > 0
 			var buf bytes.Buffer
 			for _, e := range events {
 				fmt.Fprintf(&buf, "id: %s\nevent: %s\ndata: %s\n\n", e.Pos, e.Type, bytes.ReplaceAll(e.Data, []byte("\n"), nil))
@@ -100,7 +110,14 @@ func (s *server) streamEvents(c *gin.Context) {
 			}
 			pos, more = next, len(events) == eventBatch
 		}
+		if found {
+			recheckIn = eventRecheck
+		} else {
+			recheckIn = min(2*recheckIn, eventPollEvery)
+		}
+		recheck.Reset(recheckIn)
 		select {
+		case <-recheck.C:
 		case <-ctx.Done():
 			return
 		case <-sub.Closed:

@@ -105,7 +105,7 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 	}
 	a.Chats = chatcmd.New(a.Temporal, cfg.TaskQueue)
 	a.Chats.ActionStartTimeout = cfg.ActionStartTimeout
-	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats, Actions: a.Chats,
+	a.Services = service.New(service.Deps{Store: a.Store, Providers: a.Providers, Runtime: a.Chats, Notifier: a.Chats, Actions: a.Chats,
 		TemporalHealth: a.Chats.Health, Logger: logger, EventRetention: cfg.EventRetention,
 		EventStreamsPerUser: cfg.EventStreamsPerUser, SessionTTL: cfg.SessionTTL, Metrics: a.Metrics})
 	a.Metrics.GaugeFunc("event_stream_clients", "Event streams (panel tabs) this process holds open.",
@@ -218,10 +218,14 @@ func (a *App) StartWorker(ctx context.Context) (*Worker, error) {
 	}
 	ectx, stop := context.WithCancel(context.Background())
 	out := &Worker{w: w, stop: stop}
-	out.done.Add(1)
+	out.done.Add(2)
 	go func() {
 		defer out.done.Done()
 		a.keepRouting(ectx)
+	}()
+	go func() {
+		defer out.done.Done()
+		a.Services.Notices.Run(ectx)
 	}()
 	return out, nil
 }

@@ -31,7 +31,10 @@ type Client struct {
 	ActionStartTimeout time.Duration
 }
 
-var _ service.ChatRuntime = (*Client)(nil)
+var (
+	_ service.ChatRuntime  = (*Client)(nil)
+	_ service.ChatNotifier = (*Client)(nil)
+)
 
 // New builds a Client for the workflows of a task queue.
 func New(tc client.Client, taskQueue string) *Client {
@@ -51,6 +54,18 @@ func (c *Client) DeliverInbound(ctx context.Context, channelID, conversationID s
 		return fmt.Errorf("signal-with-start %s: %w: %w", id, domain.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// Notify signals a notice to the chat's workflow. A workflow that is gone
+// closed its chat, and a closing chat downloads its files itself: nothing is
+// left to tell.
+func (c *Client) Notify(ctx context.Context, n service.ChatNotice) error {
+	err := c.tc.SignalWorkflow(ctx, n.WorkflowID, "", workflows.SignalNotice, workflows.Notice{ChatID: n.ChatID.String(), Kind: n.Kind, Ref: n.Ref})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil
+	}
+	return err
 }
 
 // NotifyOffer tells a chat workflow it was offered to an agent.

@@ -62,6 +62,10 @@ type InboundMessage struct {
 	// ReplyToken is what the provider needs to acknowledge an interaction
 	// (a Telegram callback query ID); it is never stored.
 	ReplyToken string `json:",omitempty"`
+	// GateSeq numbers the messages of a conversation handed to its workflow
+	// by signal (conversation_gates): the chat takes messages from Postgres
+	// only once it has received the last one, so order is kept.
+	GateSeq int64 `json:",omitempty"`
 }
 
 // AttachmentRef points at a file the provider holds: by RemoteID (fetched

@@ -107,7 +107,7 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 			}
 			res.Attachments = append(res.Attachments, row.ID)
 		}
-		if err := tx.Model(&Chat{}).Where("id = ?", in.ChatID).Update("last_message_at", now).Error; err != nil {
+		if err := tx.Model(&Chat{}).Where("id = ?", in.ChatID).Updates(map[string]any{"last_message_at": now, "customer_waiting": true}).Error; err != nil {
 			return err
 		}
 		res.Stored = true
@@ -189,7 +189,8 @@ func openChat(tx *gorm.DB, in IngestInput, now time.Time) (bool, error) {
 		status = domain.ChatBot
 	}
 	chat := Chat{ID: in.ChatID, ChannelID: in.ChannelID, QueueID: ch.QueueID, ContactID: stored.ID,
-		ConversationID: in.Message.ConversationID, WorkflowID: in.WorkflowID, Status: status, WaitingSince: now, CreatedAt: now}
+		ConversationID: in.Message.ConversationID, WorkflowID: in.WorkflowID, Status: status, WaitingSince: now, CreatedAt: now,
+	}
 	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).Create(&chat).Error; err != nil {
 		return false, fmt.Errorf("create chat: %w", err)
 	}
@@ -359,7 +360,15 @@ func (s *Store) RecordOutbound(ctx context.Context, m *Message) (*Message, error
 	m.Direction = domain.Outbound
 	m.Status = domain.MsgSending
 	db := s.db.WithContext(ctx)
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(m).Error; err != nil {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
+		if ins.Error != nil || ins.RowsAffected == 0 {
+			return ins.Error
+		}
+		// The agent answered: the completion timer the reply arms may close the chat.
+		return tx.Model(&Chat{}).Where("id = ?", m.ChatID).Update("customer_waiting", false).Error
+	})
+	if err != nil {
 		return nil, fmt.Errorf("record outbound: %w", err)
 	}
 	var stored Message

@@ -124,6 +124,10 @@ type Chat struct {
 	AgentReadAt    *time.Time
 	LastMessageAt  *time.Time
 	CreatedAt      time.Time
+	// DirectIngest: the API stores this chat's messages itself.
+	DirectIngest bool
+	// CustomerWaiting: the customer wrote after the agent's last reply.
+	CustomerWaiting bool
 }
 
 // Message is one message of a chat, either way.

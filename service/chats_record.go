@@ -130,3 +130,33 @@ func (c *Chats) RecordOutbound(ctx context.Context, in OutboundInput) (msg *Mess
 	})
 	return msg, isNew, err
 }
+
+// RecordTimeoutClose closes an in-progress chat whose completion timer fired,
+// unless the customer wrote after the agent's last reply (Postgres decides,
+// on the chat row, against a message being stored). It reports whether the
+// chat closed.
+func (c *Chats) RecordTimeoutClose(ctx context.Context, chatID uuid.UUID) (bool, error) {
+	closed := false
+	err := wakeRoutingAfter(ctx, c.store, func(tx *models.Store) (bool, error) {
+		var err error
+		closed, err = tx.CloseOnTimeout(ctx, chatID)
+		return closed, err
+	})
+	return closed, err
+}
+
+// CustomerWaiting reports whether the customer wrote after the agent's last reply.
+func (c *Chats) CustomerWaiting(ctx context.Context, chatID uuid.UUID) (bool, error) {
+	return c.store.CustomerWaiting(ctx, chatID)
+}
+
+// PendingAttachments lists the chat's inbound files still to download.
+func (c *Chats) PendingAttachments(ctx context.Context, chatID uuid.UUID) ([]uuid.UUID, error) {
+	return c.store.PendingChatAttachments(ctx, chatID)
+}
+
+// OpenGate lets the API store the chat's messages once its workflow received
+// every message signalled to the conversation (received: the last number).
+func (c *Chats) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) (bool, error) {
+	return c.store.OpenGate(ctx, chatID, received)
+}

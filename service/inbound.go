@@ -12,6 +12,7 @@ import (
 
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/domain"
+	"github.com/omnichat/omnichat/models"
 )
 
 // ErrNoChallenge: the channel's provider has no GET verification.
@@ -22,6 +23,7 @@ type Inbound struct {
 	channels *Channels
 	chats    *Chats
 	runtime  ChatRuntime
+	notices  *Notices
 	logger   *slog.Logger
 }
 
@@ -53,8 +55,11 @@ func (i *Inbound) Challenge(ctx context.Context, provider string, channelID uuid
 }
 
 // Receive authenticates a webhook on its raw body, parses it, and makes every
-// message and event in it durable: messages go to their chats' workflows
-// (which store them once), receipts, echoes and blocks are recorded directly.
+// message and event in it durable in Postgres: a message for an open chat is
+// stored here, in one transaction with its event and the notices its
+// workflow needs; a message that opens a chat, an edit and a handover go to
+// the conversation's workflow by signal-with-start (which stores them once);
+// receipts, echoes and blocks are recorded directly.
 // It returns how many it accepted; an error means none may be assumed kept
 // and the provider must retry.
 func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.UUID, header http.Header, body []byte) (int, error) {
@@ -76,14 +81,35 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 	for k := range msgs {
 		msgs[k].Clean()
 	}
+	notify := false
 	for _, m := range msgs {
 		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
-		if !handled {
-			err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+		if !handled && err == nil && directIngest(m) {
+			var res models.DirectResult
+			res, err = i.chats.store.StoreInOpenChat(ctx, ch.ID, m)
+			handled = res.Handled
+			if handled {
+				i.chats.metrics.Ingested(res.Duplicate)
+			}
+			notify = notify || res.Notices > 0
+		}
+		if !handled && err == nil {
+			if directIngest(m) {
+				// Numbered, so the chat takes messages from Postgres only
+				// once it received this one (see models.OpenGate).
+				err = i.chats.store.SignalThroughGate(ctx, ch.ID, m, func(m domain.InboundMessage) error {
+					return i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+				})
+			} else {
+				err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+			}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)
 		}
+	}
+	if notify {
+		i.notices.Wake()
 	}
 	if a, ok := p.(channels.Acknowledger); ok {
 		for _, m := range msgs {
@@ -96,4 +122,12 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 		}
 	}
 	return len(msgs), nil
+}
+
+// directIngest reports whether a message may be stored by the API when its
+// conversation has an open chat: plain messages may; edits (which look for
+// the original in the chat's history) and conversation events go to the
+// workflow.
+func directIngest(m domain.InboundMessage) bool {
+	return m.Event == "" && !m.Edited && m.ExternalID != ""
 }

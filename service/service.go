@@ -84,6 +84,9 @@ type Deps struct {
 	Files     FileStorage // nil: Store
 	Providers *channels.Registry
 	Runtime   ChatRuntime
+	// Notifier tells chat workflows about messages the API stored (nil:
+	// notices stay queued for a process that has one).
+	Notifier ChatNotifier
 	// Actions starts chat actions' runs.
 	Actions ActionRuntime
 	// TemporalHealth checks the Temporal frontend answers.
@@ -111,6 +114,7 @@ type Services struct {
 	Settings *Settings
 	Chats    *Chats
 	Inbound  *Inbound
+	Notices  *Notices
 	Routing  *Routing
 	Health   *Health
 	Actions  *Actions
@@ -132,7 +136,9 @@ func New(d Deps) *Services {
 	cases := &Cases{store: d.Store}
 	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases, logger: d.Logger}
 	actions.caller = &nocode.Caller{AllowList: actions.allowList}
+	notices := newNotices(d.Store, d.Notifier, d.Logger, d.Metrics)
 	return &Services{
+		Notices:  notices,
 		Actions:  actions,
 		Cases:    cases,
 		Users:    &Users{store: d.Store},
@@ -141,7 +147,7 @@ func New(d Deps) *Services {
 		Channels: channelsSvc,
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
-		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, logger: d.Logger},
+		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, notices: notices, logger: d.Logger},
 		Routing: &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval),
 			metrics: d.Metrics},
 		Health: &Health{store: d.Store, temporal: d.TemporalHealth},

@@ -21,6 +21,12 @@ const (
 	// dispatcher; the activities that change routing wake it in their own
 	// transactions.
 	changeRoutingWakesInTransactions = "routing-wakes-in-transactions"
+	// changeIngestInPostgres: the API stores the messages of the open chat
+	// itself and tells the chat only what concerns it (Notice); the close on
+	// the completion timeout is conditional on the customer not having
+	// written since the agent's last reply; a closing chat downloads the
+	// files still pending.
+	changeIngestInPostgres = "ingest-in-postgres"
 )
 
 // chat is the running state of one ChatWorkflow run. Everything that must
@@ -30,6 +36,7 @@ type chat struct {
 	s        ChatState
 	pending  []domain.InboundMessage
 	offers   []Offer
+	notices  []Notice
 	mu       workflow.Mutex
 	version  int
 	acting   string // agent whose accept is being processed
@@ -37,6 +44,11 @@ type chat struct {
 	logger   log.Logger
 	inbound  workflow.ReceiveChannel
 	offerCh  workflow.ReceiveChannel
+	noticeCh workflow.ReceiveChannel
+	// direct: the chat was opened after changeIngestInPostgres.
+	direct bool
+	// gateAsked is the GateSeq the gate was last asked to open at (-1: never).
+	gateAsked int64
 	// legacyKicks: the chat started before changeRoutingWakesInTransactions.
 	legacyKicks bool
 
@@ -55,9 +67,10 @@ type chat struct {
 // inbound messages, routes the chat, runs the accept and completion timers and
 // executes agents' commands (updates) one at a time.
 func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
-	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx),
+	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx), gateAsked: -1,
 		workflow: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	c.legacyKicks = workflow.GetVersion(ctx, changeRoutingWakesInTransactions, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	c.direct = workflow.GetVersion(ctx, changeIngestInPostgres, workflow.DefaultVersion, 1) == 1
 	if in.State != nil {
 		c.s = *in.State
 		c.s.Handled = 0
@@ -77,6 +90,7 @@ func (c *chat) setLogger(ctx workflow.Context) {
 func (c *chat) register(ctx workflow.Context) error {
 	c.inbound = workflow.GetSignalChannel(ctx, SignalInbound)
 	c.offerCh = workflow.GetSignalChannel(ctx, SignalOffer)
+	c.noticeCh = workflow.GetSignalChannel(ctx, SignalNotice)
 	workflow.Go(ctx, c.deliverLoop)
 	workflow.Go(ctx, c.fetchLoop)
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (ChatState, error) { return c.s, nil }); err != nil {
@@ -119,6 +133,13 @@ func (c *chat) drain() {
 		}
 		c.offers = append(c.offers, o)
 	}
+	for {
+		var n Notice
+		if !c.noticeCh.ReceiveAsync(&n) {
+			break
+		}
+		c.notices = append(c.notices, n)
+	}
 }
 
 // run is the main loop: it handles messages and offers in arrival order and
@@ -148,16 +169,28 @@ func (c *chat) run(ctx workflow.Context) error {
 			c.offers = c.offers[1:]
 			c.onOffer(ctx, o)
 			continue
+		case len(c.notices) > 0:
+			n := c.notices[0]
+			c.notices = c.notices[1:]
+			if err := c.locked(ctx, func() error { return c.onNotice(ctx, n) }); err != nil {
+				return err
+			}
+			continue
 		case c.s.Status == "":
 			// Only duplicates reached this run: there is no chat to keep open.
 			return nil
+		case c.direct && !c.s.Direct && c.gateAsked != c.s.GateSeq && c.inbound.Len() == 0:
+			if err := c.locked(ctx, func() error { return c.openGate(ctx) }); err != nil {
+				return err
+			}
+			continue
 		}
 		if c.shouldContinueAsNew(ctx) {
 			if err := workflow.Await(ctx, c.quiet(ctx)); err != nil {
 				return err
 			}
 			c.drain()
-			if len(c.pending) == 0 && len(c.offers) == 0 && c.s.Status != domain.ChatClosed {
+			if len(c.pending) == 0 && len(c.offers) == 0 && len(c.notices) == 0 && c.s.Status != domain.ChatClosed {
 				state := c.s
 				return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
 					ConversationID: c.in.ConversationID, State: &state, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
@@ -166,7 +199,7 @@ func (c *chat) run(ctx workflow.Context) error {
 		}
 		seen := c.version
 		wake := func() bool {
-			return c.inbound.Len() > 0 || c.offerCh.Len() > 0 || c.version != seen || c.s.Status == domain.ChatClosed
+			return c.inbound.Len() > 0 || c.offerCh.Len() > 0 || c.noticeCh.Len() > 0 || c.version != seen || c.s.Status == domain.ChatClosed
 		}
 		deadline, summary, fire := c.nextDeadline()
 		timer := c.armTimer(ctx, deadline, summary)
@@ -254,6 +287,9 @@ func (c *chat) nextDeadline() (time.Time, string, func(workflow.Context) error) 
 			if c.s.Status != domain.ChatInProgress || c.s.CompletionDeadline.IsZero() || workflow.Now(ctx).Before(c.s.CompletionDeadline) {
 				return nil // an inbound message or a reply moved the deadline meanwhile
 			}
+			if c.direct {
+				return c.closeOnTimeout(ctx)
+			}
 			if err := c.closeChat(ctx, domain.CloseTimeout); err != nil {
 				if cancelled(err) {
 					return err
@@ -302,6 +338,18 @@ func derivedID(ctx workflow.Context, parts ...string) string {
 // finish waits for handlers and deliveries, then either completes or, when
 // messages arrived while the chat closed, starts the next chat with them.
 func (c *chat) finish(ctx workflow.Context) error {
+	if c.direct && c.s.ChatID != "" {
+		// Files of messages stored by the API whose notice had not arrived:
+		// the chat is closed in Postgres, so no message joins them now.
+		var ids []string
+		if err := db(ctx, c.conv.PendingAttachments, activities.ChatRef{ChatID: c.s.ChatID}, &ids); err != nil {
+			if cancelled(err) {
+				return err
+			}
+			c.logger.Error("pending downloads not read", "Error", err)
+		}
+		c.s.Fetches = append(c.s.Fetches, ids...)
+	}
 	if err := workflow.Await(ctx, c.quiet(ctx)); err != nil {
 		return err
 	}

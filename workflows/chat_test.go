@@ -51,6 +51,8 @@ func newHarness(t *testing.T, rule string, completion time.Duration) *harness {
 	env.OnActivity(conv.RecordOutbound, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RecordOutboundRequest) (activities.OutboundRecord, error) {
 		return activities.OutboundRecord{MessageID: r.MessageID, Status: "sending", New: true}, nil
 	})
+	env.OnActivity(conv.PendingAttachments, mock.Anything, mock.Anything).Return([]string(nil), nil)
+	env.OnActivity(conv.OpenGate, mock.Anything, mock.Anything).Return(true, nil)
 	return &harness{t: t, env: env}
 }
 
@@ -141,9 +143,9 @@ func TestCompletionTimerArmedByReplyDisarmedByInbound(t *testing.T) {
 	h := newHarness(t, domain.RuleAllAgents, 10*time.Minute)
 	var closedAt time.Time
 	var reason string
-	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CloseRequest) error {
-		closedAt, reason = h.env.Now(), r.Reason
-		return nil
+	h.env.OnActivity(conv.CloseOnTimeout, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatRef) (bool, error) {
+		closedAt, reason = h.env.Now(), domain.CloseTimeout
+		return true, nil
 	})
 	begin := h.env.Now()
 	h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
@@ -291,4 +293,65 @@ func TestValidatorsRejectCommandsOutOfTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.env.AssertActivityNumberOfCalls(t, "RecordOutbound", 0)
+}
+
+// The completion timer fires, but Postgres refuses the close because the
+// customer wrote after the agent's reply (the message was stored by the API,
+// its notice not yet here): the chat stays open and the timer is disarmed.
+func TestTimeoutCloseRefusedKeepsChatOpen(t *testing.T) {
+	h := newHarness(t, domain.RuleAllAgents, 10*time.Minute)
+	var attempts int
+	h.env.OnActivity(conv.CloseOnTimeout, mock.Anything, mock.Anything).Return(func(context.Context, activities.ChatRef) (bool, error) {
+		attempts++
+		return false, nil
+	})
+	var reason string
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CloseRequest) error {
+		reason = r.Reason
+		return nil
+	})
+	h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
+	h.at(2*time.Minute, func() { h.update(UpdateSend, SendRequest{AgentID: "alice", Text: "hello"}) })
+	h.at(30*time.Minute, func() {
+		if s := h.state(); s.Status != domain.ChatInProgress || !s.CompletionDeadline.IsZero() {
+			t.Errorf("a refused timeout close keeps the chat open, timer disarmed: %s %v", s.Status, s.CompletionDeadline)
+		}
+		h.update(UpdateClose, CloseRequest{AgentID: "alice"})
+	})
+	start(h, ChatInput{})
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 || reason != domain.CloseByAgent {
+		t.Fatalf("timeout close asked %d times (want 1), final close %q (want by agent)", attempts, reason)
+	}
+}
+
+// The API's notice that the customer answered disarms the completion timer
+// when Postgres confirms the customer has the last word, and not otherwise.
+func TestAnsweredNoticeDisarmsTimerWhenPostgresAgrees(t *testing.T) {
+	for _, waiting := range []bool{true, false} {
+		h := newHarness(t, domain.RuleAllAgents, 10*time.Minute)
+		h.env.OnActivity(conv.CustomerWaiting, mock.Anything, mock.Anything).Return(waiting, nil)
+		h.env.OnActivity(conv.CloseOnTimeout, mock.Anything, mock.Anything).Return(true, nil)
+		h.at(time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "alice"}) })
+		h.at(2*time.Minute, func() { h.update(UpdateSend, SendRequest{AgentID: "alice", Text: "hello"}) })
+		h.at(3*time.Minute, func() {
+			h.env.SignalWorkflow(SignalNotice, Notice{ChatID: h.state().ChatID, Kind: NoticeAnswered})
+		})
+		h.at(4*time.Minute, func() {
+			s := h.state()
+			if s.CompletionDeadline.IsZero() != waiting {
+				t.Errorf("customer waiting %v: deadline %v", waiting, s.CompletionDeadline)
+			}
+			if waiting {
+				h.update(UpdateClose, CloseRequest{AgentID: "alice"})
+			}
+		})
+		h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
+		start(h, ChatInput{})
+		if err := h.env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

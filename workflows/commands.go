@@ -136,12 +136,38 @@ func (c *chat) close(ctx workflow.Context, req CloseRequest) (ChatResult, error)
 	return out, err
 }
 
+// closeOnTimeout closes the chat when its completion timer fired, unless
+// Postgres says the customer wrote after the agent's last reply: then the
+// chat stays open with the message and the timer is disarmed.
+func (c *chat) closeOnTimeout(ctx workflow.Context) error {
+	var closed bool
+	if err := command(ctx, c.conv.CloseOnTimeout, activities.ChatRef{ChatID: c.s.ChatID}, &closed); err != nil {
+		if cancelled(err) {
+			return err
+		}
+		c.logger.Error("close on completion timeout refused by the store", "Error", err)
+		c.s.CompletionDeadline = time.Time{}
+		return nil
+	}
+	if !closed {
+		c.s.CompletionDeadline = time.Time{}
+		return nil
+	}
+	return c.closed(ctx, domain.CloseTimeout)
+}
+
 // closeChat records the close, hands the conversation back to its bot when
 // the channel does so, and ends the chat.
 func (c *chat) closeChat(ctx workflow.Context, reason string) error {
 	if err := command(ctx, c.conv.CloseChat, activities.CloseRequest{ChatID: c.s.ChatID, Reason: reason}, nil); err != nil {
 		return err
 	}
+	return c.closed(ctx, reason)
+}
+
+// closed follows a recorded close: the conversation goes back to its bot
+// when the channel does so, and the chat ends.
+func (c *chat) closed(ctx workflow.Context, reason string) error {
 	if c.s.ReleasesThread && reason != domain.CloseByBot {
 		opts := workflow.WithActivityOptions(ctx, fetchActivity)
 		if err := workflow.ExecuteActivity(opts, c.media.ReleaseThread, activities.CloseRequest{ChatID: c.s.ChatID}).Get(ctx, nil); err != nil {

@@ -30,6 +30,9 @@ const (
 	SignalInbound = "inbound"
 	// SignalOffer tells the chat it was offered to an agent (Offer).
 	SignalOffer = "offer"
+	// SignalNotice tells the chat about a message the API stored in
+	// Postgres without it (Notice).
+	SignalNotice = "notice"
 
 	UpdateAccept   = "accept"
 	UpdateSend     = "send"
@@ -90,6 +93,22 @@ type Offer struct {
 	OfferedAt     time.Time `json:",omitzero"`
 }
 
+// Notice kinds.
+const (
+	// NoticeAnswered: the customer wrote while the chat was in progress; the
+	// chat checks Postgres and disarms its completion timer.
+	NoticeAnswered = "answered"
+	// NoticeAttachment: a file to download; Ref is the attachment's ID.
+	NoticeAttachment = "attachment"
+)
+
+// Notice is what a chat learns about a message stored by the API.
+type Notice struct {
+	ChatID string
+	Kind   string
+	Ref    string `json:",omitempty"`
+}
+
 // ChatState is the whole state of a chat workflow; it survives continue-as-new.
 type ChatState struct {
 	ChatID            string
@@ -116,6 +135,11 @@ type ChatState struct {
 	ReleasesThread bool
 	// Handled counts inbound messages handled in this run.
 	Handled int
+	// GateSeq is the number of the last message signalled to the
+	// conversation that the chat received; Direct: the API stores the
+	// chat's messages (the gate is open).
+	GateSeq int64 `json:",omitempty"`
+	Direct  bool  `json:",omitempty"`
 }
 
 // AcceptRequest is the accept update's argument.

@@ -37,6 +37,7 @@ func (c *chat) ingest(ctx workflow.Context, m domain.InboundMessage) error {
 	}
 	// Signals of earlier releases do not carry the conversation: the workflow knows it.
 	m.ConversationID = c.in.ConversationID
+	c.s.GateSeq = max(c.s.GateSeq, m.GateSeq)
 	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID, Message: m}
 	var res activities.IngestResult
 	if err := db(ctx, c.conv.Ingest, req, &res); err != nil {
@@ -114,4 +115,50 @@ func (c *chat) fetchLoop(ctx workflow.Context) {
 		}
 		c.s.Fetches = c.s.Fetches[1:]
 	}
+}
+
+// onNotice handles what the API tells about a message it stored.
+func (c *chat) onNotice(ctx workflow.Context, n Notice) error {
+	if n.ChatID != c.s.ChatID || c.s.Status == domain.ChatClosed {
+		return nil // a notice of an earlier chat of the conversation
+	}
+	switch n.Kind {
+	case NoticeAttachment:
+		c.s.Fetches = append(c.s.Fetches, n.Ref)
+	case NoticeAnswered:
+		if c.s.Status != domain.ChatInProgress || c.s.CompletionDeadline.IsZero() {
+			return nil
+		}
+		// The notice may be older than the agent's latest reply: Postgres says
+		// whether the customer has the last word now.
+		var waiting bool
+		if err := db(ctx, c.conv.CustomerWaiting, activities.ChatRef{ChatID: c.s.ChatID}, &waiting); err != nil {
+			if cancelled(err) {
+				return err
+			}
+			c.logger.Error("customer's answer not checked", "Error", err)
+			return nil
+		}
+		if waiting {
+			c.s.CompletionDeadline = time.Time{} // the customer answered: disarm
+		}
+	}
+	return nil
+}
+
+// openGate lets the API store the chat's messages once the chat has handled
+// every message signalled to its conversation. Postgres refuses while a
+// signal is on its way; the chat asks again when the next message arrives.
+func (c *chat) openGate(ctx workflow.Context) error {
+	c.gateAsked = c.s.GateSeq
+	var opened bool
+	if err := db(ctx, c.conv.OpenGate, activities.OpenGateRequest{ChatID: c.s.ChatID, Received: c.s.GateSeq}, &opened); err != nil {
+		if cancelled(err) {
+			return err
+		}
+		c.logger.Error("gate not opened", "Error", err)
+		return nil
+	}
+	c.s.Direct = opened
+	return nil
 }

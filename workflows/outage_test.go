@@ -57,6 +57,10 @@ func (c *conversation) Ingest(ctx context.Context, r activities.IngestRequest) (
 	return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q", RoutingRule: domain.RuleAvailableAgent}, nil
 }
 
+func (c *conversation) OpenGate(context.Context, activities.OpenGateRequest) (bool, error) {
+	return true, nil
+}
+
 func (c *conversation) ExpireOffer(ctx context.Context, _ activities.ChatAgent) (bool, error) {
 	return true, c.down(convOf(ctx) + "/expire")
 }

@@ -30,13 +30,18 @@ type benchFlags struct {
 	agents                          int
 	ingestFor, offerFor, offerDrain time.Duration
 	rate                            float64
+	visibleRate                     float64
+	visibleFor, bulkFor, duration   time.Duration
+	bulkSenders                     int
 }
 
 // runBench drives a running stack through the API-channel webhook. It measures
-// (1) accepted messages/s and webhook latency with many concurrent
-// conversations, (2) new-chat-to-offer latency at a fixed rate of new chats,
-// and (3) the bare Temporal signal-with-start rate on the same server, the
-// ceiling the ingest rate is compared with.
+// (1) the bare Temporal signal-with-start rate on the same server, the
+// ceiling the others are compared with, (2) accepted and stored messages/s
+// and webhook latency with many concurrent conversations, (3) acknowledgement
+// to visible (message list and event stream) at a fixed message rate,
+// (4) new-chat-to-offer latency at a fixed rate of new chats, and (5) chats
+// opened and offered per second when every message opens a conversation.
 func runBench(ctx context.Context, args []string) error {
 	if len(args) > 0 && (args[0] == "reads" || args[0] == "soak") {
 		return map[string]func(context.Context, []string) error{"reads": runBenchReads, "soak": runBenchSoak}[args[0]](ctx, args[1:])
@@ -46,12 +51,17 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&f.api, "api", "http://127.0.0.1:8080", "base URL of the running omnichat API")
 	fs.StringVar(&f.token, "token", os.Getenv("OMNICHAT_BENCH_TOKEN"), "admin token (default $OMNICHAT_BENCH_TOKEN)")
 	fs.IntVar(&f.concurrency, "concurrency", 32, "concurrent webhook senders (and signal-with-start callers for the ceiling)")
-	fs.IntVar(&f.convsPerSender, "conversations", 25, "conversations each sender writes to, in turn")
+	fs.IntVar(&f.convsPerSender, "conversations", 4, "conversations each sender writes to, in turn (opened before the phase)")
 	fs.IntVar(&f.agents, "agents", 10, "agents serving the bench queue")
 	fs.DurationVar(&f.ingestFor, "ingest-for", 10*time.Second, "length of the ingest and ceiling phases")
 	fs.Float64Var(&f.rate, "rate", 20, "new chats per second in the offer-latency phase")
 	fs.DurationVar(&f.offerFor, "offer-for", 10*time.Second, "length of the offer-latency phase")
 	fs.DurationVar(&f.offerDrain, "offer-wait", 30*time.Second, "how long to wait for the last offers")
+	fs.Float64Var(&f.visibleRate, "visible-rate", 300, "messages per second to open chats in the visibility phase")
+	fs.DurationVar(&f.visibleFor, "visible-for", 60*time.Second, "length of the visibility phase")
+	fs.IntVar(&f.bulkSenders, "bulk-senders", 64, "senders in the bulk phase, every message a new conversation")
+	fs.DurationVar(&f.bulkFor, "bulk-for", 10*time.Second, "length of the bulk phase")
+	fs.DurationVar(&f.duration, "duration", 0, "when set, the length of every phase (for quick runs)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `omnichat bench: load-test a running stack (make run) through the API channel.
 It creates a queue, agents and an API channel with the admin token, raises
@@ -64,6 +74,9 @@ Flags:`)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.duration > 0 {
+		f.ingestFor, f.offerFor, f.visibleFor, f.bulkFor = f.duration, f.duration, f.duration, f.duration
 	}
 	if f.token == "" {
 		return fmt.Errorf("bench needs an admin token: -token or OMNICHAT_BENCH_TOKEN (bin/omnichat admin create -email ...)")
@@ -96,19 +109,44 @@ Flags:`)
 	fmt.Printf("  %d calls = %.1f calls/s; latency p50 %s, p99 %s\n", ceiling.ok, ceiling.rate, pct(ceiling.lat, 50), pct(ceiling.lat, 99))
 
 	fmt.Printf("ingest: %d senders x %d conversations for %s\n", f.concurrency, f.convsPerSender, f.ingestFor)
+	if _, _, err := b.openConversations(ctx, store, b.channel, "ingest", f.concurrency*f.convsPerSender); err != nil {
+		return err
+	}
+	opened, err := b.storedNow(ctx, store)
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	ingest := b.ingest(ctx)
+	storedAtEnd, err := b.storedNow(ctx, store)
+	if err != nil {
+		return err
+	}
+	storedAtEnd -= opened
 	fmt.Printf("  accepted %d messages (%d refused) = %.1f messages/s; webhook latency p50 %s, p99 %s\n",
 		ingest.ok, ingest.failed, ingest.rate, pct(ingest.lat, 50), pct(ingest.lat, 99))
 	if ceiling.rate > 0 {
-		fmt.Printf("  ingest / ceiling = %.2f\n", ingest.rate/ceiling.rate)
+		fmt.Printf("  accepted / ceiling = %.2f\n", ingest.rate/ceiling.rate)
 	}
-	stored, took, err := b.drain(ctx, store, ingest.ok, began)
+	fmt.Printf("  stored by the end of the phase %d = %.1f messages/s; backlog (acknowledged, not yet stored) %d\n",
+		storedAtEnd, float64(storedAtEnd)/f.ingestFor.Seconds(), max(ingest.ok-storedAtEnd, 0))
+	stored, took, err := b.drain(ctx, store, ingest.ok+opened, began)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  stored %d of them in PostgreSQL %s after the first was sent = %.1f messages/s end to end\n",
-		stored, took.Round(10*time.Millisecond), float64(stored)/took.Seconds())
+		stored-opened, took.Round(10*time.Millisecond), float64(stored-opened)/took.Seconds())
+
+	fmt.Printf("visible: %.0f messages/s to 64 open chats for %s\n", f.visibleRate, f.visibleFor)
+	vis, err := b.visible(ctx, store)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  sent %d, accepted %d = %.1f messages/s; webhook p50 %s, p99 %s\n", vis.sent, vis.accepted, vis.rate, pct(vis.ack, 50), pct(vis.ack, 99))
+	fmt.Printf("  acknowledgement -> in GET /chats/{id}/messages (%d sampled, %d never seen): p50 %s, p99 %s\n",
+		vis.sampled, vis.missingGet, pct(vis.get, 50), pct(vis.get, 99))
+	fmt.Printf("  acknowledgement -> on the event stream (%d seen, %d missing): p50 %s, p99 %s\n",
+		len(vis.event), vis.missingEvent, pct(vis.event, 50), pct(vis.event, 99))
 
 	fmt.Printf("offers: %.0f new chats/s for %s\n", f.rate, f.offerFor)
 	offers, missing, err := b.offerLatency(ctx, store)
@@ -117,6 +155,16 @@ Flags:`)
 	}
 	fmt.Printf("  %d chats offered (%d not offered in time); new-chat-to-offer latency p50 %s, p99 %s\n",
 		len(offers), missing, pct(offers, 50), pct(offers, 99))
+
+	fmt.Printf("bulk: %d senders for %s, every message a new conversation\n", f.bulkSenders, f.bulkFor)
+	bulk, err := b.bulk(ctx, store)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  accepted %d (%d refused) = %.1f new conversations/s; webhook p50 %s, p99 %s\n",
+		bulk.accepted, bulk.failed, bulk.sendRate, pct(bulk.webhook, 50), pct(bulk.webhook, 99))
+	fmt.Printf("  chats opened %d = %.1f/s, offered %d = %.1f/s; offered / ceiling = %.2f (target 0.25)\n",
+		bulk.opened, bulk.openRate, bulk.offered, bulk.offerRate, bulk.offerRate/max(ceiling.rate, 1))
 	return nil
 }
 
@@ -128,9 +176,20 @@ type bench struct {
 	runID     string
 	outbound  *http.Server
 	prevLimit string
+	// prevAccept is the accept timeout before the run: offers made while a
+	// slow run goes on must not expire (an expiry makes its agent Inactive).
+	prevAccept string
+	// visChannel is a channel of an all_agents queue served by the agent
+	// whose token (agentToken) reads messages and events in the visibility phase.
+	visChannel, agentToken string
 }
 
 func (b *bench) call(ctx context.Context, method, path string, body any, out any) error {
+	return b.callAs(ctx, b.f.token, method, path, body, out)
+}
+
+// callAs calls the API with a token.
+func (b *bench) callAs(ctx context.Context, token, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
 		j, _ := json.Marshal(body)
@@ -140,7 +199,7 @@ func (b *bench) call(ctx context.Context, method, path string, body any, out any
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.f.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.http.Do(req)
 	if err != nil {
@@ -176,12 +235,24 @@ func (b *bench) setup(ctx context.Context) (func(), error) {
 	if err := b.call(ctx, "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": "1000"}, nil); err != nil {
 		return nil, err
 	}
+	if err := b.call(ctx, "GET", "/api/v1/admin/settings/OmniChatOperatorAcceptChatTimeout", nil, &setting); err != nil {
+		return nil, err
+	}
+	b.prevAccept = setting.Value
+	if err := b.call(ctx, "PUT", "/api/v1/admin/settings/OmniChatOperatorAcceptChatTimeout", map[string]string{"value": "600"}, nil); err != nil {
+		return nil, err
+	}
 	restore := func() {
 		_ = b.call(context.Background(), "PUT", "/api/v1/admin/settings/SimultaneousChats", map[string]string{"value": b.prevLimit}, nil)
+		_ = b.call(context.Background(), "PUT", "/api/v1/admin/settings/OmniChatOperatorAcceptChatTimeout", map[string]string{"value": b.prevAccept}, nil)
 		_ = b.outbound.Close()
 	}
-	var q struct{ ID string }
+	var q, vq struct{ ID string }
 	if err := b.call(ctx, "POST", "/api/v1/admin/queues", map[string]any{"name": "bench " + b.runID, "routing_rule": "available_agent"}, &q); err != nil {
+		restore()
+		return nil, err
+	}
+	if err := b.call(ctx, "POST", "/api/v1/admin/queues", map[string]any{"name": "bench " + b.runID + " visible", "routing_rule": "all_agents"}, &vq); err != nil {
 		restore()
 		return nil, err
 	}
@@ -195,6 +266,14 @@ func (b *bench) setup(ctx context.Context) (func(), error) {
 		if err == nil {
 			err = b.call(ctx, "PATCH", "/api/v1/admin/users/"+u.ID, map[string]any{"status": "active"}, nil)
 		}
+		if err == nil && i == 0 {
+			var tok struct{ Token string }
+			err = b.call(ctx, "POST", "/api/v1/admin/queues/"+vq.ID+"/agents", map[string]any{"user_id": u.ID}, nil)
+			if err == nil {
+				err = b.call(ctx, "POST", "/api/v1/admin/users/"+u.ID+"/tokens", map[string]any{"name": "bench"}, &tok)
+			}
+			b.agentToken = tok.Token
+		}
 		if err != nil {
 			restore()
 			return nil, err
@@ -207,13 +286,23 @@ func (b *bench) setup(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	b.channel = ch.ID
+	if err := b.call(ctx, "POST", "/api/v1/admin/channels", map[string]any{"provider": "api", "name": "bench " + b.runID + " visible", "queue_id": vq.ID,
+		"secret": b.secret, "settings": map[string]string{"outbound_url": "http://" + ln.Addr().String() + "/"}}, &ch); err != nil {
+		restore()
+		return nil, err
+	}
+	b.visChannel = ch.ID
 	return restore, nil
 }
 
 func (b *bench) post(ctx context.Context, conv, msgID string) (time.Duration, bool) {
+	return b.postText(ctx, b.channel, conv, msgID, "bench message")
+}
+
+func (b *bench) postText(ctx context.Context, channel, conv, msgID, text string) (time.Duration, bool) {
 	body, _ := json.Marshal(apichannel.Inbound{ConversationID: conv, MessageID: msgID, Sender: apichannel.Sender{ID: "c-" + conv, Name: "Bench " + conv},
-		Text: "bench message", Timestamp: time.Now().UTC()})
-	req, _ := http.NewRequestWithContext(ctx, "POST", b.f.api+"/webhooks/api/"+b.channel, bytes.NewReader(body))
+		Text: text, Timestamp: time.Now().UTC()})
+	req, _ := http.NewRequestWithContext(ctx, "POST", b.f.api+"/webhooks/api/"+channel, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(apichannel.SignatureHeader, apichannel.Sign(b.secret, body))
 	start := time.Now()
@@ -270,7 +359,7 @@ func hammer(ctx context.Context, n int, d time.Duration, fn func(ctx context.Con
 
 func (b *bench) ingest(ctx context.Context) phase {
 	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
-		conv := fmt.Sprintf("ingest-%s-%d-%d", b.runID, w, i%b.f.convsPerSender)
+		conv := fmt.Sprintf("ingest-%s-%d", b.runID, w*b.f.convsPerSender+i%b.f.convsPerSender)
 		return b.post(ctx, conv, fmt.Sprintf("%s-%d-%d", b.runID, w, i))
 	})
 }

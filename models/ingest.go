@@ -1,0 +1,277 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/omnichat/omnichat/domain"
+)
+
+// Notice kinds: what a chat's workflow is told about a message the API stored.
+const (
+	// NoticeAnswered: the customer wrote while the chat was in progress and
+	// the agent had the last word (a completion timer may run).
+	NoticeAnswered = "answered"
+	// NoticeAttachment: a file to download; Ref is the attachment's ID.
+	NoticeAttachment = "attachment"
+)
+
+// ChatNotice is a row of the notice outbox.
+type ChatNotice struct {
+	ID         int64 `gorm:"->"`
+	ChatID     uuid.UUID
+	WorkflowID string
+	Kind       string
+	Ref        string
+	Attempts   int
+	NextAt     time.Time
+	LastError  *string
+	CreatedAt  time.Time
+}
+
+// DirectResult says what StoreInOpenChat did.
+type DirectResult struct {
+	// Handled: the message is stored (or was before); nothing else is to do.
+	Handled bool
+	// Duplicate: it was stored before; nothing was written.
+	Duplicate bool
+	ChatID    uuid.UUID
+	// Notices: how many notices for the chat's workflow were queued.
+	Notices int
+}
+
+// errRollback undoes a transaction whose outcome is already decided.
+var errRollback = errors.New("rollback")
+
+// StoreInOpenChat stores a customer's message in its conversation's open chat
+// when that chat takes messages from Postgres, in one transaction with its
+// attachments, its event (the messages trigger) and the notices its workflow
+// needs. The chat row is locked first: a close that committed before makes
+// this a no-op (Handled false: the message opens the next chat), and a close
+// on the completion timeout waits for this commit and then sees the customer
+// waiting. A message stored before in any chat is a Duplicate.
+func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage) (DirectResult, error) {
+	var res DirectResult
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if m.ExternalID != "" {
+			seen, err := inboundChat(tx, channelID, m.ExternalID)
+			if err != nil {
+				return err
+			}
+			if seen != uuid.Nil {
+				res = DirectResult{Handled: true, Duplicate: true, ChatID: seen}
+				return nil
+			}
+		}
+		var chat Chat
+		q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest", channelID, m.ConversationID, domain.ChatClosed).
+			Limit(1).Find(&chat)
+		if q.Error != nil {
+			return fmt.Errorf("find open chat: %w", q.Error)
+		}
+		if q.RowsAffected == 0 {
+			return nil // no open chat here: the chat's workflow opens one
+		}
+		now := time.Now().UTC()
+		kind := m.Kind
+		if kind == "" {
+			kind = "text"
+		}
+		ext := m.ExternalID
+		msg := Message{ID: uuid.New(), ChatID: chat.ID, ChannelID: channelID, Direction: domain.Inbound, Kind: kind,
+			ExternalID: &ext, Text: m.Text, SenderName: m.SenderName, Status: domain.MsgReceived, CreatedAt: now}
+		if !m.SentAt.IsZero() {
+			t := m.SentAt.UTC()
+			msg.ProviderTime = &t
+		}
+		ins := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "direction"}, {Name: "external_id"}}, DoNothing: true}).Create(&msg)
+		if ins.Error != nil {
+			return fmt.Errorf("insert message: %w", ins.Error)
+		}
+		if ins.RowsAffected == 0 {
+			// The same message committed meanwhile.
+			res = DirectResult{Handled: true, Duplicate: true, ChatID: chat.ID}
+			return errRollback
+		}
+		var notices []ChatNotice
+		for _, a := range m.Attachments {
+			row := Attachment{ID: uuid.New(), ChannelID: channelID, MessageID: &msg.ID, Kind: a.Kind, RemoteID: a.RemoteID,
+				RemoteURL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Status: domain.AttachmentPending, CreatedAt: now}
+			if err := tx.Create(&row).Error; err != nil {
+				return fmt.Errorf("insert attachment: %w", err)
+			}
+			notices = append(notices, ChatNotice{ChatID: chat.ID, WorkflowID: chat.WorkflowID, Kind: NoticeAttachment, Ref: row.ID.String()})
+		}
+		if chat.Status == domain.ChatInProgress && !chat.CustomerWaiting {
+			notices = append(notices, ChatNotice{ChatID: chat.ID, WorkflowID: chat.WorkflowID, Kind: NoticeAnswered})
+		}
+		if err := tx.Model(&Chat{}).Where("id = ?", chat.ID).
+			Updates(map[string]any{"last_message_at": now, "customer_waiting": true}).Error; err != nil {
+			return fmt.Errorf("update chat: %w", err)
+		}
+		for i := range notices {
+			notices[i].NextAt, notices[i].CreatedAt = now, now
+		}
+		if len(notices) > 0 {
+			if err := tx.Omit("ID", "LastError").Create(&notices).Error; err != nil {
+				return fmt.Errorf("queue notices: %w", err)
+			}
+		}
+		res = DirectResult{Handled: true, ChatID: chat.ID, Notices: len(notices)}
+		return nil
+	})
+	if errors.Is(err, errRollback) {
+		err = nil
+	}
+	return res, err
+}
+
+// CloseOnTimeout closes an in-progress chat whose completion timer fired,
+// unless the customer wrote after the agent's last reply. The condition is
+// on the chat row, which a message's transaction locks and updates: whichever
+// commits first decides. It reports whether the chat closed.
+func (s *Store) CloseOnTimeout(ctx context.Context, chatID uuid.UUID) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Chat{}).
+		Where("id = ? AND status = ? AND NOT customer_waiting", chatID, domain.ChatInProgress).
+		Updates(map[string]any{"status": domain.ChatClosed, "closed_at": time.Now().UTC(), "close_reason": domain.CloseTimeout})
+	if res.Error != nil {
+		return false, markUnavailable(res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return true, nil
+	}
+	// An earlier attempt of this call may have closed it.
+	var c Chat
+	if err := s.db.WithContext(ctx).Select("status", "close_reason").Take(&c, "id = ?", chatID).Error; err != nil {
+		return false, markUnavailable(notFound(err, "chat"))
+	}
+	return c.Status == domain.ChatClosed && c.CloseReason != nil && *c.CloseReason == domain.CloseTimeout, nil
+}
+
+// CustomerWaiting reports whether the customer wrote after the agent's last reply.
+func (s *Store) CustomerWaiting(ctx context.Context, chatID uuid.UUID) (bool, error) {
+	var c Chat
+	err := s.db.WithContext(ctx).Select("customer_waiting").Take(&c, "id = ?", chatID).Error
+	return c.CustomerWaiting, markUnavailable(notFound(err, "chat"))
+}
+
+// PendingChatAttachments lists the chat's inbound files still to download.
+func (s *Store) PendingChatAttachments(ctx context.Context, chatID uuid.UUID) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.db.WithContext(ctx).Raw(`SELECT a.id FROM attachments a JOIN messages m ON m.id = a.message_id
+		WHERE m.chat_id = ? AND m.direction = 'inbound' AND a.status = ? ORDER BY a.created_at, a.id`, chatID, domain.AttachmentPending).
+		Scan(&ids).Error
+	return ids, markUnavailable(err)
+}
+
+// DrainNotices claims up to limit due notices (FOR UPDATE SKIP LOCKED, so
+// several processes drain side by side), hands each to deliver, deletes the
+// delivered ones and reschedules the others with backoff, in one
+// transaction. It returns how many it claimed.
+func (s *Store) DrainNotices(ctx context.Context, limit int, deliver func(ChatNotice) error) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var rows []ChatNotice
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).
+			Where("next_at <= ?", time.Now().UTC()).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+			return fmt.Errorf("claim notices: %w", err)
+		}
+		n = len(rows)
+		var done []int64
+		for _, r := range rows {
+			err := deliver(r)
+			if err == nil {
+				done = append(done, r.ID)
+				continue
+			}
+			backoff := min(time.Duration(1<<min(r.Attempts, 10))*100*time.Millisecond, time.Minute)
+			if err := tx.Model(&ChatNotice{}).Where("id = ?", r.ID).Updates(map[string]any{"attempts": r.Attempts + 1,
+				"next_at": time.Now().UTC().Add(backoff), "last_error": err.Error()}).Error; err != nil {
+				return err
+			}
+		}
+		if len(done) > 0 {
+			return tx.Where("id IN ?", done).Delete(&ChatNotice{}).Error
+		}
+		return nil
+	})
+	return n, err
+}
+
+// NoticeBacklog counts notices not yet delivered.
+func (s *Store) NoticeBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&ChatNotice{}).Count(&n).Error
+	return n, markUnavailable(err)
+}
+
+// gateLock serialises, per conversation, the signals that go through its
+// gate and the chat's opening of the gate. An advisory lock takes no
+// transaction ID, so a transaction that waits for Temporal does not hold back
+// the event log's readers (they read only below the oldest running writer).
+const gateLock = `SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS text) || '/' || CAST(? AS text), 7))`
+
+// SignalThroughGate numbers a message of the conversation that goes to its
+// workflow by signal and calls signal with the message so numbered, holding
+// the conversation's gate lock until the signal returned and its number is
+// recorded: a failed signal records nothing, and the numbers reach the
+// workflow in order.
+func (s *Store) SignalThroughGate(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage, signal func(domain.InboundMessage) error) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(gateLock, channelID, m.ConversationID).Error; err != nil {
+			return fmt.Errorf("gate lock: %w", err)
+		}
+		var n []int64
+		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`, channelID, m.ConversationID).
+			Scan(&n).Error; err != nil {
+			return fmt.Errorf("read the gate: %w", err)
+		}
+		m.GateSeq = 1
+		if len(n) > 0 {
+			m.GateSeq = n[0] + 1
+		}
+		if err := signal(m); err != nil {
+			return err
+		}
+		return tx.Exec(`INSERT INTO conversation_gates (channel_id, conversation_id, signalled) VALUES (?, ?, ?)
+			ON CONFLICT (channel_id, conversation_id) DO UPDATE SET signalled = EXCLUDED.signalled`, channelID, m.ConversationID, m.GateSeq).Error
+	})
+}
+
+// OpenGate lets the API store the chat's messages itself once the workflow
+// received the conversation's last signalled message (received: its
+// number). It waits for a signal in flight and reports whether it opened.
+func (s *Store) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) (bool, error) {
+	opened := false
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var c Chat
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "id = ?", chatID).Error; err != nil {
+			return notFound(err, "chat")
+		}
+		// Waits for a signal in flight to be numbered.
+		if err := tx.Exec(gateLock, c.ChannelID, c.ConversationID).Error; err != nil {
+			return fmt.Errorf("gate lock: %w", err)
+		}
+		var signalled []int64
+		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`,
+			c.ChannelID, c.ConversationID).Scan(&signalled).Error; err != nil {
+			return err
+		}
+		if len(signalled) > 0 && signalled[0] > received {
+			return nil // a message is on its way to the workflow
+		}
+		if c.Status == domain.ChatClosed {
+			return nil
+		}
+		opened = true
+		return tx.Model(&Chat{}).Where("id = ?", chatID).Update("direct_ingest", true).Error
+	})
+	return opened, err
+}
