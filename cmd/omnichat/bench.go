@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
+	"gorm.io/gorm"
 
 	"github.com/omnichat/omnichat/channels/apichannel"
 	"github.com/omnichat/omnichat/config"
@@ -81,11 +82,7 @@ Flags:`)
 	if f.token == "" {
 		return fmt.Errorf("bench needs an admin token: -token or OMNICHAT_BENCH_TOKEN (bin/omnichat admin create -email ...)")
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	db, err := models.Open(cfg.DatabaseURL)
+	cfg, db, err := benchDatabase()
 	if err != nil {
 		return err
 	}
@@ -476,3 +473,14 @@ func (quietLogger) Debug(string, ...interface{}) {}
 func (quietLogger) Info(string, ...interface{})  {}
 func (quietLogger) Warn(string, ...interface{})  {}
 func (quietLogger) Error(string, ...interface{}) {}
+
+// benchDatabase loads the configuration and opens the database every bench
+// mode reads or seeds directly.
+func benchDatabase() (config.Config, *gorm.DB, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	db, err := models.Open(cfg.DatabaseURL)
+	return cfg, db, err
+}

@@ -10,9 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-
-	"github.com/omnichat/omnichat/config"
-	"github.com/omnichat/omnichat/models"
 )
 
 type readsFlags struct {
@@ -58,11 +55,7 @@ Flags:`)
 	if f.agentChats > f.chats || f.chats < 1 || f.perChat < 1 || f.agents < 1 || f.rps <= 0 {
 		return fmt.Errorf("bench reads: -chats, -messages-per-chat, -agents and -rps must be positive and -agent-chats at most -chats")
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	db, err := models.Open(cfg.DatabaseURL)
+	_, db, err := benchDatabase()
 	if err != nil {
 		return err
 	}

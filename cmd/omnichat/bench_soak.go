@@ -18,7 +18,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/omnichat/omnichat/config"
 	"github.com/omnichat/omnichat/models"
 )
 
@@ -73,11 +72,7 @@ Flags:`)
 	if f.chats < 1 || f.agents < 1 || f.concurrency < 1 || f.acceptEvery < 1 {
 		return fmt.Errorf("bench soak: -chats, -agents, -concurrency and -accept-every must be positive")
 	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	db, err := models.Open(cfg.DatabaseURL)
+	cfg, db, err := benchDatabase()
 	if err != nil {
 		return err
 	}
