@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -85,6 +86,11 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DBMaxConns > 0 {
+		if err := models.SetPoolSize(db, cfg.DBMaxConns); err != nil {
+			return nil, err
+		}
+	}
 	a.Store = models.NewStore(db)
 	if a.Providers, err = providers.New(cfg.TelegramAPIURL, cfg.FacebookGraphURL); err != nil {
 		return nil, err
@@ -160,10 +166,16 @@ func (a *App) Close() {
 }
 
 // MetricsHandler serves /metrics: every metric of the process in the
-// Prometheus text format. It is meant for a listener of its own, apart from the API.
+// Prometheus text format, and Go's profiles under /debug/pprof/. It is meant
+// for a listener of its own, apart from the API, that only operators reach.
 func (a *App) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

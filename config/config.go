@@ -29,6 +29,7 @@ type Config struct {
 	RateLimitPerToken float64
 	WebhookRateLimit  float64
 	StickyCacheSize   int
+	DBMaxConns        int
 	WorkerPollers     int
 	ShutdownTimeout   time.Duration
 	// ActionStartTimeout is how long a chat action's workflow has to be
@@ -65,6 +66,7 @@ var Vars = []Var{
 	{"OMNICHAT_FACEBOOK_GRAPH_URL", "https://graph.facebook.com/v21.0", "Facebook Graph API base URL, with its version (a local fake in tests)."},
 	{"OMNICHAT_RATE_LIMIT", "50", "Requests per second allowed per API token (burst twice that); over it, 429."},
 	{"OMNICHAT_WEBHOOK_RATE_LIMIT", "500", "Webhook requests per second allowed per channel, checked before any database or Temporal work."},
+	{"OMNICHAT_DB_MAX_CONNS", "40", "Most PostgreSQL connections one process opens (API and worker together in `all`). A new conversation's webhook holds one while Temporal records its signal, so this bounds how many new conversations are taken in at once; keep the sum over all processes below the server's max_connections."},
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks; beyond it the least recently used are evicted (replayed from history at their next task). About 70 KiB each (bench soak), so the default keeps a worker near 330 MiB however many chats are open."},
 	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},
@@ -72,7 +74,7 @@ var Vars = []Var{
 	{"OMNICHAT_EVENT_RETENTION", "24h", "How long the event log keeps events; a client resuming from an older event ID gets one `resync` event."},
 	{"OMNICHAT_EVENT_STREAMS_PER_USER", "8", "Event streams (browser tabs) one user may hold open per API process; over it, 429."},
 	{"OMNICHAT_SESSION_TTL", "12h", "How long a web panel sign-in lasts."},
-	{"OMNICHAT_METRICS_ADDR", "", "Address `/metrics` (Prometheus text format) listens on, apart from the API, in `serve`, `worker` and `all`; empty: no metrics listener."},
+	{"OMNICHAT_METRICS_ADDR", "", "Address `/metrics` (Prometheus text format) and Go's profiles (`/debug/pprof/`) listen on, apart from the API, in `serve`, `worker` and `all`; keep it reachable by operators only; empty: no such listener."},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector URL traces are exported to (`http://host:4318` for http/protobuf, `http://host:4317` for grpc); empty: tracing off. `OTEL_SERVICE_NAME` (default `omnichat`) and `OTEL_RESOURCE_ATTRIBUTES` apply."},
 	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "OTLP protocol of the trace exporter: `http/protobuf` or `grpc`."},
 	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
@@ -192,6 +194,9 @@ func Load() (Config, error) {
 	}
 	if c.WebhookRateLimit, err = strconv.ParseFloat(get("OMNICHAT_WEBHOOK_RATE_LIMIT"), 64); err != nil || c.WebhookRateLimit <= 0 {
 		errs = append(errs, "OMNICHAT_WEBHOOK_RATE_LIMIT must be a positive number")
+	}
+	if c.DBMaxConns, err = strconv.Atoi(get("OMNICHAT_DB_MAX_CONNS")); err != nil || c.DBMaxConns < 4 || c.DBMaxConns > 1000 {
+		errs = append(errs, "OMNICHAT_DB_MAX_CONNS must be a whole number from 4 to 1000")
 	}
 	if c.StickyCacheSize, err = strconv.Atoi(get("OMNICHAT_STICKY_CACHE_SIZE")); err != nil || c.StickyCacheSize < 0 {
 		errs = append(errs, "OMNICHAT_STICKY_CACHE_SIZE must be a whole number")

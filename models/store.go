@@ -52,6 +52,17 @@ func Open(dsn string) (*gorm.DB, error) {
 	return db, nil
 }
 
+// SetPoolSize bounds the connections the pool opens (20 unless set).
+func SetPoolSize(db *gorm.DB, maxConns int) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(max(maxConns/2, 2))
+	return nil
+}
+
 // NewStore wraps a GORM handle.
 func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type benchFlags struct {
 	visibleRate                     float64
 	visibleFor, bulkFor, duration   time.Duration
 	bulkSenders                     int
+	phases                          string
 }
 
 // runBench drives a running stack through the API-channel webhook. It measures
@@ -61,6 +63,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.visibleRate, "visible-rate", 300, "messages per second to open chats in the visibility phase")
 	fs.DurationVar(&f.visibleFor, "visible-for", 60*time.Second, "length of the visibility phase")
 	fs.IntVar(&f.bulkSenders, "bulk-senders", 64, "senders in the bulk phase, every message a new conversation")
+	fs.StringVar(&f.phases, "phases", "ceiling,ingest,visible,offers,bulk", "the phases to run, comma-separated (the ratios need ceiling)")
 	fs.DurationVar(&f.bulkFor, "bulk-for", 10*time.Second, "length of the bulk phase")
 	fs.DurationVar(&f.duration, "duration", 0, "when set, the length of every phase (for quick runs)")
 	fs.Usage = func() {
@@ -78,6 +81,15 @@ Flags:`)
 	}
 	if f.duration > 0 {
 		f.ingestFor, f.offerFor, f.visibleFor, f.bulkFor = f.duration, f.duration, f.duration, f.duration
+	}
+	run := map[string]bool{}
+	for _, p := range strings.Split(f.phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "ceiling", "ingest", "visible", "offers", "bulk":
+			run[p] = true
+		default:
+			return fmt.Errorf("-phases: unknown phase %q (ceiling, ingest, visible, offers, bulk)", p)
+		}
 	}
 	if f.token == "" {
 		return fmt.Errorf("bench needs an admin token: -token or OMNICHAT_BENCH_TOKEN (bin/omnichat admin create -email ...)")
@@ -101,67 +113,90 @@ Flags:`)
 	defer restore()
 
 	// The ceiling first, on an idle worker, so the chats' backlog cannot slow it.
-	fmt.Printf("ceiling: bare signal-with-start, %d callers for %s\n", f.concurrency, f.ingestFor)
-	ceiling := b.ceiling(ctx, tc)
-	fmt.Printf("  %d calls = %.1f calls/s; latency p50 %s, p99 %s\n", ceiling.ok, ceiling.rate, pct(ceiling.lat, 50), pct(ceiling.lat, 99))
+	var ceiling phase
+	if run["ceiling"] {
+		fmt.Printf("ceiling: bare signal-with-start, %d callers for %s\n", f.concurrency, f.ingestFor)
+		ceiling = b.ceiling(ctx, tc)
+		fmt.Printf("  %d calls = %.1f calls/s; latency p50 %s, p99 %s\n", ceiling.ok, ceiling.rate, pct(ceiling.lat, 50), pct(ceiling.lat, 99))
 
-	fmt.Printf("ingest: %d senders x %d conversations for %s\n", f.concurrency, f.convsPerSender, f.ingestFor)
-	if _, _, err := b.openConversations(ctx, store, b.channel, "ingest", f.concurrency*f.convsPerSender); err != nil {
-		return err
 	}
-	opened, err := b.storedNow(ctx, store)
-	if err != nil {
-		return err
-	}
-	began := time.Now()
-	ingest := b.ingest(ctx)
-	storedAtEnd, err := b.storedNow(ctx, store)
-	if err != nil {
-		return err
-	}
-	storedAtEnd -= opened
-	fmt.Printf("  accepted %d messages (%d refused) = %.1f messages/s; webhook latency p50 %s, p99 %s\n",
-		ingest.ok, ingest.failed, ingest.rate, pct(ingest.lat, 50), pct(ingest.lat, 99))
-	if ceiling.rate > 0 {
-		fmt.Printf("  accepted / ceiling = %.2f\n", ingest.rate/ceiling.rate)
-	}
-	fmt.Printf("  stored by the end of the phase %d = %.1f messages/s; backlog (acknowledged, not yet stored) %d\n",
-		storedAtEnd, float64(storedAtEnd)/f.ingestFor.Seconds(), max(ingest.ok-storedAtEnd, 0))
-	stored, took, err := b.drain(ctx, store, ingest.ok+opened, began)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  stored %d of them in PostgreSQL %s after the first was sent = %.1f messages/s end to end\n",
-		stored-opened, took.Round(10*time.Millisecond), float64(stored-opened)/took.Seconds())
 
-	fmt.Printf("visible: %.0f messages/s to 64 open chats for %s\n", f.visibleRate, f.visibleFor)
-	vis, err := b.visible(ctx, store)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  sent %d, accepted %d = %.1f messages/s; webhook p50 %s, p99 %s\n", vis.sent, vis.accepted, vis.rate, pct(vis.ack, 50), pct(vis.ack, 99))
-	fmt.Printf("  acknowledgement -> in GET /chats/{id}/messages (%d sampled, %d never seen): p50 %s, p99 %s\n",
-		vis.sampled, vis.missingGet, pct(vis.get, 50), pct(vis.get, 99))
-	fmt.Printf("  acknowledgement -> on the event stream (%d seen, %d missing): p50 %s, p99 %s\n",
-		len(vis.event), vis.missingEvent, pct(vis.event, 50), pct(vis.event, 99))
+	if run["ingest"] {
+		fmt.Printf("ingest: %d senders x %d conversations for %s\n", f.concurrency, f.convsPerSender, f.ingestFor)
+		if _, _, err := b.openConversations(ctx, store, b.channel, "ingest", f.concurrency*f.convsPerSender); err != nil {
+			return err
+		}
+		opened, err := b.storedNow(ctx, store)
+		if err != nil {
+			return err
+		}
+		began := time.Now()
+		ingest := b.ingest(ctx)
+		storedAtEnd, err := b.storedNow(ctx, store)
+		if err != nil {
+			return err
+		}
+		storedAtEnd -= opened
+		fmt.Printf("  accepted %d messages (%d refused) = %.1f messages/s; webhook latency p50 %s, p99 %s\n",
+			ingest.ok, ingest.failed, ingest.rate, pct(ingest.lat, 50), pct(ingest.lat, 99))
+		if ceiling.rate > 0 {
+			fmt.Printf("  accepted / ceiling = %.2f\n", ingest.rate/ceiling.rate)
+		}
+		fmt.Printf("  stored by the end of the phase %d = %.1f messages/s; backlog (acknowledged, not yet stored) %d\n",
+			storedAtEnd, float64(storedAtEnd)/f.ingestFor.Seconds(), max(ingest.ok-storedAtEnd, 0))
+		stored, took, err := b.drain(ctx, store, ingest.ok+opened, began)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  stored %d of them in PostgreSQL %s after the first was sent = %.1f messages/s end to end\n",
+			stored-opened, took.Round(10*time.Millisecond), float64(stored-opened)/took.Seconds())
 
-	fmt.Printf("offers: %.0f new chats/s for %s\n", f.rate, f.offerFor)
-	offers, missing, err := b.offerLatency(ctx, store)
-	if err != nil {
-		return err
 	}
-	fmt.Printf("  %d chats offered (%d not offered in time); new-chat-to-offer latency p50 %s, p99 %s\n",
-		len(offers), missing, pct(offers, 50), pct(offers, 99))
 
-	fmt.Printf("bulk: %d senders for %s, every message a new conversation\n", f.bulkSenders, f.bulkFor)
-	bulk, err := b.bulk(ctx, store)
-	if err != nil {
-		return err
+	if run["visible"] {
+		fmt.Printf("visible: %.0f messages/s to 64 open chats for %s\n", f.visibleRate, f.visibleFor)
+		vis, err := b.visible(ctx, store)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  sent %d, accepted %d = %.1f messages/s; webhook p50 %s, p99 %s\n", vis.sent, vis.accepted, vis.rate, pct(vis.ack, 50), pct(vis.ack, 99))
+		fmt.Printf("  acknowledgement -> in GET /chats/{id}/messages (%d sampled, %d never seen): p50 %s, p99 %s\n",
+			vis.sampled, vis.missingGet, pct(vis.get, 50), pct(vis.get, 99))
+		fmt.Printf("  acknowledgement -> on the event stream (%d seen, %d missing): p50 %s, p99 %s\n",
+			len(vis.event), vis.missingEvent, pct(vis.event, 50), pct(vis.event, 99))
+
 	}
-	fmt.Printf("  accepted %d (%d refused) = %.1f new conversations/s; webhook p50 %s, p99 %s\n",
-		bulk.accepted, bulk.failed, bulk.sendRate, pct(bulk.webhook, 50), pct(bulk.webhook, 99))
-	fmt.Printf("  chats opened %d = %.1f/s, offered %d = %.1f/s; offered / ceiling = %.2f (target 0.25)\n",
-		bulk.opened, bulk.openRate, bulk.offered, bulk.offerRate, bulk.offerRate/max(ceiling.rate, 1))
+
+	if run["offers"] {
+		fmt.Printf("offers: %.0f new chats/s for %s\n", f.rate, f.offerFor)
+		offers, missing, err := b.offerLatency(ctx, store)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %d chats offered (%d not offered in time); new-chat-to-offer latency p50 %s, p99 %s\n",
+			len(offers), missing, pct(offers, 50), pct(offers, 99))
+
+	}
+
+	if run["bulk"] {
+		fmt.Printf("new-workflow ceiling: bare signal-with-start, each a new workflow, %d callers for %s\n", f.bulkSenders, f.bulkFor)
+		fresh := b.ceilingNew(ctx, tc)
+		fmt.Printf("  %d calls = %.1f calls/s; latency p50 %s, p99 %s\n", fresh.ok, fresh.rate, pct(fresh.lat, 50), pct(fresh.lat, 99))
+		fmt.Printf("bulk: %d senders for %s, every message a new conversation\n", f.bulkSenders, f.bulkFor)
+		bulk, err := b.bulk(ctx, store)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  accepted %d (%d refused) = %.1f new conversations/s; webhook p50 %s, p99 %s\n",
+			bulk.accepted, bulk.failed, bulk.sendRate, pct(bulk.webhook, 50), pct(bulk.webhook, 99))
+		fmt.Printf("  chats opened %d = %.1f/s, offered %d = %.1f/s\n", bulk.opened, bulk.openRate, bulk.offered, bulk.offerRate)
+		if ceiling.rate > 0 {
+			fmt.Printf("  offered / ceiling = %.2f (target 0.25)\n", bulk.offerRate/ceiling.rate)
+		}
+		if fresh.rate > 0 {
+			fmt.Printf("  offered / new-workflow ceiling = %.2f\n", bulk.offerRate/fresh.rate)
+		}
+	}
 	return nil
 }
 
@@ -365,6 +400,19 @@ func (b *bench) ceiling(ctx context.Context, tc client.Client) phase {
 	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
 		// Same pattern as the ingest: each caller rotates over its conversations.
 		id := fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i%b.f.convsPerSender)
+		start := time.Now()
+		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
+			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
+		}, "BenchNoop")
+		return time.Since(start), err == nil
+	})
+}
+
+// ceilingNew is the bare signal-with-start rate when every call starts a new
+// workflow, as a new conversation does (nothing runs the workflows).
+func (b *bench) ceilingNew(ctx context.Context, tc client.Client) phase {
+	return hammer(ctx, b.f.bulkSenders, b.f.bulkFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
+		id := fmt.Sprintf("bench-ceiling-new/%s/%d/%d", b.runID, w, i)
 		start := time.Now()
 		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
 			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
