@@ -28,6 +28,10 @@ type IngestRequest struct {
 	WorkflowID string
 	ChannelID  string
 	Message    domain.InboundMessage
+	// OpenGate: open the conversation's gate with the chat (see models.IngestInput).
+	OpenGate bool `json:",omitempty"`
+	// Claim: offer the new chat to a free agent in its opening transaction.
+	Claim bool `json:",omitempty"`
 }
 
 // IngestResult tells the workflow about the message and its chat.
@@ -46,6 +50,14 @@ type IngestResult struct {
 	ReleasesThread bool
 	// Attachments to fetch.
 	Attachments []string
+	// Status of the opened chat: waiting, bot, or offered when the opening
+	// claimed an agent (AgentID) at OfferedAt, who has AcceptTimeout.
+	Status        string        `json:",omitempty"`
+	AgentID       string        `json:",omitempty"`
+	OfferedAt     time.Time     `json:",omitzero"`
+	AcceptTimeout time.Duration `json:",omitempty"`
+	// GateOpened: the API stores the chat's next messages itself.
+	GateOpened bool `json:",omitempty"`
 }
 
 // Ingest stores an inbound message once, opening the chat if needed.
@@ -58,7 +70,11 @@ func (a *Conversation) Ingest(ctx context.Context, r IngestRequest) (IngestResul
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res, err := a.Chats.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Message: r.Message})
+	in := models.IngestInput{ChatID: chatID, OpenChat: r.OpenChat, WorkflowID: r.WorkflowID, ChannelID: channelID, Message: r.Message, OpenGate: r.OpenGate}
+	if r.Claim {
+		in.Claim = service.Decide
+	}
+	res, err := a.Chats.Ingest(ctx, in)
 	if err != nil {
 		return IngestResult{}, failed(ctx, err, "ChatID", r.ChatID, "ExternalID", r.Message.ExternalID)
 	}
@@ -71,6 +87,12 @@ func (a *Conversation) Ingest(ctx context.Context, r IngestRequest) (IngestResul
 	}
 	out.ChatID, out.ContactID, out.QueueID = res.Chat.ChatID.String(), res.Chat.ContactID.String(), res.Chat.QueueID.String()
 	out.RoutingRule, out.CompletionTimeout = res.Chat.RoutingRule, res.Chat.CompletionTimeout
+	if r.OpenChat && (r.Claim || r.OpenGate) {
+		out.Status, out.GateOpened = res.Chat.Status, res.Chat.DirectIngest
+		if res.Chat.Status == domain.ChatOffered && res.Chat.AgentID != nil && res.Chat.OfferedAt != nil {
+			out.AgentID, out.OfferedAt, out.AcceptTimeout = res.Chat.AgentID.String(), *res.Chat.OfferedAt, res.AcceptTimeout
+		}
+	}
 	if r.OpenChat {
 		profiles, releases, err := a.Channels.Traits(ctx, channelID)
 		if err != nil {

@@ -21,6 +21,8 @@ type ChatInfo struct {
 	Status            string
 	AgentID           *uuid.UUID
 	OfferedAt         *time.Time
+	// DirectIngest: the conversation's gate is open (see OpenGate).
+	DirectIngest bool
 }
 
 // IngestInput is one inbound message for a chat.
@@ -33,6 +35,13 @@ type IngestInput struct {
 	// message stored under its ExternalID; Standby opens the chat as owned by
 	// a bot app: stored, not routed.
 	Message domain.InboundMessage
+	// OpenGate: when the chat opens, open the conversation's gate in the same
+	// transaction if no message was signalled after this one (GateSeq).
+	OpenGate bool
+	// Claim, when set, offers a chat that opens waiting in an
+	// available_agent queue to a free agent in the same transaction, deciding
+	// as the dispatcher does (see claimOnOpen).
+	Claim func(RoutingSnapshot) []Offer
 }
 
 // IngestResult tells whether the message was new.
@@ -48,6 +57,8 @@ type IngestResult struct {
 	// Attachments still to fetch.
 	Attachments []uuid.UUID
 	Chat        ChatInfo
+	// AcceptTimeout: the agent's time to accept when Chat is offered.
+	AcceptTimeout time.Duration
 }
 
 // Ingest stores an inbound message once per (channel, external ID), creating
@@ -112,14 +123,37 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 		}
 		res.Stored = true
 		if in.OpenChat {
-			info, err := chatInfo(tx, in.ChatID)
-			res.Chat = info
-			return err
+			return opened(tx, in, &res)
 		}
 		res.Chat.ChatID = in.ChatID
 		return nil
 	})
 	return res, err
+}
+
+// opened completes a chat's opening: the conversation's gate and the offer
+// to a free agent, when asked, in the opening's transaction.
+func opened(tx *gorm.DB, in IngestInput, res *IngestResult) error {
+	if in.OpenGate {
+		if _, err := openGateIn(tx, in.ChatID, in.ChannelID, in.Message.ConversationID, in.Message.GateSeq); err != nil {
+			return err
+		}
+	}
+	info, err := chatInfo(tx, in.ChatID)
+	if err != nil {
+		return err
+	}
+	res.Chat = info
+	if in.Claim == nil || info.Status != domain.ChatWaiting || info.RoutingRule != domain.RuleAvailableAgent {
+		return nil
+	}
+	claim, err := claimOnOpen(tx, in.ChatID, info.QueueID, in.Claim)
+	if err != nil || !claim.Offered {
+		return err
+	}
+	res.Chat.Status, res.Chat.AgentID, res.Chat.OfferedAt = domain.ChatOffered, &claim.AgentID, &claim.OfferedAt
+	res.AcceptTimeout = claim.AcceptTimeout
+	return nil
 }
 
 // inboundChat returns the chat holding an inbound message, uuid.Nil when none does.
@@ -152,6 +186,12 @@ func ingestSeen(tx *gorm.DB, in IngestInput, existing uuid.UUID, res *IngestResu
 	}
 	info, err := chatInfo(tx, in.ChatID)
 	res.Chat = info
+	if err != nil || info.Status != domain.ChatOffered || in.Claim == nil {
+		return err
+	}
+	// The earlier attempt may have offered it: its agent's time is still needed.
+	rs, err := (&Store{db: tx}).GetRoutingSettings(tx.Statement.Context)
+	res.AcceptTimeout = rs.AcceptTimeout
 	return err
 }
 
@@ -213,7 +253,8 @@ func chatInfo(tx *gorm.DB, chatID uuid.UUID) (ChatInfo, error) {
 	}
 	q := Queue{CompletionTimeoutMinutes: row.CompletionTimeoutMinutes}
 	return ChatInfo{ChatID: row.ID, ContactID: row.ContactID, QueueID: row.QueueID, RoutingRule: row.RoutingRule,
-		CompletionTimeout: q.CompletionTimeout(), Status: row.Status, AgentID: row.AgentID, OfferedAt: row.OfferedAt}, nil
+		CompletionTimeout: q.CompletionTimeout(), Status: row.Status, AgentID: row.AgentID, OfferedAt: row.OfferedAt,
+		DirectIngest: row.DirectIngest}, nil
 }
 
 // AcceptOutcome says whether an accept took the chat and, when it did not

@@ -255,23 +255,12 @@ func (s *Store) OpenGate(ctx context.Context, chatID uuid.UUID, received int64) 
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "id = ?", chatID).Error; err != nil {
 			return notFound(err, "chat")
 		}
-		// Waits for a signal in flight to be numbered.
-		if err := tx.Exec(gateLock, c.ChannelID, c.ConversationID).Error; err != nil {
-			return fmt.Errorf("gate lock: %w", err)
-		}
-		var signalled []int64
-		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`,
-			c.ChannelID, c.ConversationID).Scan(&signalled).Error; err != nil {
-			return err
-		}
-		if len(signalled) > 0 && signalled[0] > received {
-			return nil // a message is on its way to the workflow
-		}
 		if c.Status == domain.ChatClosed {
 			return nil
 		}
-		opened = true
-		return tx.Model(&Chat{}).Where("id = ?", chatID).Update("direct_ingest", true).Error
+		var err error
+		opened, err = openGateIn(tx, chatID, c.ChannelID, c.ConversationID, received)
+		return err
 	})
 	return opened, err
 }

@@ -26,6 +26,9 @@ func (c *Chats) Ingest(ctx context.Context, in models.IngestInput) (models.Inges
 	if err == nil {
 		// Nothing written: a provider's redelivery of a stored message.
 		c.metrics.Ingested(!res.Stored && !res.Edited)
+		if in.OpenChat && res.Stored && res.Chat.Status == domain.ChatOffered {
+			c.metrics.Offered(1) // claimed by the opening
+		}
 	}
 	return res, err
 }

@@ -27,6 +27,11 @@ const (
 	// written since the agent's last reply; a closing chat downloads the
 	// files still pending.
 	changeIngestInPostgres = "ingest-in-postgres"
+	// changeClaimOnOpen: the transaction that opens a chat also opens the
+	// conversation's gate and offers the chat to a free agent when none of
+	// its queue's chats waits, so a new chat needs no gate step, dispatcher
+	// pass or offer signal.
+	changeClaimOnOpen = "claim-on-open"
 )
 
 // chat is the running state of one ChatWorkflow run. Everything that must
@@ -51,6 +56,8 @@ type chat struct {
 	gateAsked int64
 	// legacyKicks: the chat started before changeRoutingWakesInTransactions.
 	legacyKicks bool
+	// claim: the run started after changeClaimOnOpen.
+	claim bool
 
 	// Activity groups, for typed references only (never called directly).
 	conv     *activities.Conversation
@@ -69,8 +76,17 @@ type chat struct {
 func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
 	c := &chat{in: in, pending: in.Pending, mu: workflow.NewMutex(ctx), gateAsked: -1,
 		workflow: workflow.GetInfo(ctx).WorkflowExecution.ID}
-	c.legacyKicks = workflow.GetVersion(ctx, changeRoutingWakesInTransactions, workflow.DefaultVersion, 1) == workflow.DefaultVersion
-	c.direct = workflow.GetVersion(ctx, changeIngestInPostgres, workflow.DefaultVersion, 1) == 1
+	// Each change builds on the ones before it, so a run that has the newest
+	// has them all: asking only for it saves every new chat two version
+	// markers and two search-attribute upserts (work for Temporal per chat).
+	// A run of an earlier release has no marker for it and asks as it did.
+	c.claim = workflow.GetVersion(ctx, changeClaimOnOpen, workflow.DefaultVersion, 1) == 1
+	if c.claim {
+		c.direct = true
+	} else {
+		c.legacyKicks = workflow.GetVersion(ctx, changeRoutingWakesInTransactions, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+		c.direct = workflow.GetVersion(ctx, changeIngestInPostgres, workflow.DefaultVersion, 1) == 1
+	}
 	if in.State != nil {
 		c.s = *in.State
 		c.s.Handled = 0

@@ -36,13 +36,18 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, rule string, completion time.Duration) *harness {
+	return newHarnessIngest(t, func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
+		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: rule, CompletionTimeout: completion}, nil
+	})
+}
+
+// newHarnessIngest is newHarness with the store's answer to Ingest given.
+func newHarnessIngest(t *testing.T, ingest func(context.Context, activities.IngestRequest) (activities.IngestResult, error)) *harness {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(ChatWorkflow, workflow.RegisterOptions{Name: ChatWorkflowName})
 	registerActivities(env)
-	env.OnActivity(conv.Ingest, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
-		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: rule, CompletionTimeout: completion}, nil
-	})
+	env.OnActivity(conv.Ingest, mock.Anything, mock.Anything).Return(ingest)
 	env.OnActivity(dispatching.KickDispatch, mock.Anything).Return(nil)
 	env.OnActivity(conv.Accept, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (activities.AcceptResult, error) {
 		return activities.AcceptResult{Accepted: true, Status: domain.ChatInProgress, AgentID: r.AgentID}, nil

@@ -39,6 +39,9 @@ func (c *chat) ingest(ctx workflow.Context, m domain.InboundMessage) error {
 	m.ConversationID = c.in.ConversationID
 	c.s.GateSeq = max(c.s.GateSeq, m.GateSeq)
 	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID, Message: m}
+	if opening && c.claim {
+		req.Claim, req.OpenGate = true, c.direct
+	}
 	var res activities.IngestResult
 	if err := db(ctx, c.conv.Ingest, req, &res); err != nil {
 		if cancelled(err) {
@@ -64,7 +67,15 @@ func (c *chat) ingest(ctx workflow.Context, m domain.InboundMessage) error {
 		if res.NewContact {
 			c.s.Fetches = append(c.s.Fetches, profileFetch+res.ContactID)
 		}
-		c.kickIfRouted(ctx)
+		if req.OpenGate {
+			c.gateAsked, c.s.Direct = m.GateSeq, res.GateOpened
+		}
+		if res.Status == domain.ChatOffered && res.AgentID != "" {
+			// Offered by the opening itself: the agent's time runs from then.
+			c.onOffer(ctx, Offer{ChatID: c.s.ChatID, AgentID: res.AgentID, AcceptTimeout: res.AcceptTimeout, OfferedAt: res.OfferedAt})
+		} else {
+			c.kickIfRouted(ctx)
+		}
 	}
 	if res.Stored && c.s.Status == domain.ChatInProgress {
 		c.s.CompletionDeadline = time.Time{} // the customer answered: disarm

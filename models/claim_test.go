@@ -1,0 +1,160 @@
+package models_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/omnichat/omnichat/domain"
+	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/service"
+)
+
+// open opens a chat as a workflow of this release does: claiming a free
+// agent and opening the gate in the opening transaction.
+func (f *fixture) open(conv string, gateSeq int64) (uuid.UUID, models.IngestResult) {
+	f.t.Helper()
+	id := uuid.New()
+	res, err := f.s.Ingest(f.ctx, claimInput(id, f.ch.ID, conv, gateSeq))
+	f.must(err)
+	if !res.Stored {
+		f.t.Fatalf("first message not stored: %+v", res)
+	}
+	return id, res
+}
+
+func claimInput(chatID, channelID uuid.UUID, conv string, gateSeq int64) models.IngestInput {
+	m := msg(conv, "m-"+conv)
+	m.GateSeq = gateSeq
+	return models.IngestInput{ChatID: chatID, OpenChat: true, WorkflowID: "wf-" + conv, ChannelID: channelID,
+		Message: m, OpenGate: true, Claim: service.Decide}
+}
+
+func (f *fixture) setLimit(n int) {
+	f.t.Helper()
+	_, err := f.s.SetSetting(f.ctx, models.SettingSimultaneousChats, fmt.Sprint(n))
+	f.must(err)
+}
+
+func TestOpeningOffersToAFreeAgentAndOpensTheGate(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	agent := f.agent("a", nil, false)
+
+	chat, res := f.open("c1", 1)
+	if res.Chat.Status != domain.ChatOffered || res.Chat.AgentID == nil || *res.Chat.AgentID != agent || res.Chat.OfferedAt == nil {
+		t.Fatalf("want the chat offered to the free agent, got %+v", res.Chat)
+	}
+	if res.AcceptTimeout <= 0 {
+		t.Fatalf("want the accept timeout with the offer, got %s", res.AcceptTimeout)
+	}
+	if !res.Chat.DirectIngest {
+		t.Fatal("want the gate opened with the chat: nothing was signalled after its first message")
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE id = ? AND status = 'offered' AND offer_notified AND direct_ingest`, chat); n != 1 {
+		t.Fatal("the offer is not recorded as told to the workflow, or the gate is shut")
+	}
+	if n := f.count(`SELECT count(*) FROM events WHERE type = 'chat.offered' AND chat_id = ?`, chat); n != 1 {
+		t.Fatalf("want one chat.offered event for the agent's panel, got %d", n)
+	}
+	// An earlier attempt of the same opening committed: the retry reports the
+	// same offer and changes nothing.
+	again, err := f.s.Ingest(f.ctx, claimInput(chat, f.ch.ID, "c1", 1))
+	f.must(err)
+	if again.Stored || again.Chat.Status != domain.ChatOffered || *again.Chat.AgentID != agent || !again.Chat.OfferedAt.Equal(*res.Chat.OfferedAt) || again.AcceptTimeout != res.AcceptTimeout {
+		t.Fatalf("retried opening: %+v (accept %s)", again.Chat, again.AcceptTimeout)
+	}
+	// The dispatcher has nothing left to do or to tell.
+	if got := f.assign(); len(got) != 0 {
+		t.Fatalf("dispatcher offered again: %v", got)
+	}
+	missed, err := f.s.UnnotifiedOffers(f.ctx, *res.Chat.OfferedAt, 10)
+	f.must(err)
+	if len(missed) != 0 {
+		t.Fatalf("claimed offer listed as untold: %+v", missed)
+	}
+}
+
+func TestOpeningLeavesOlderWaitingChatsFirst(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.setLimit(1)
+	a := f.agent("a", nil, false)
+	c1, r1 := f.open("c1", 1)
+	if r1.Chat.Status != domain.ChatOffered || *r1.Chat.AgentID != a {
+		t.Fatalf("c1: %+v", r1.Chat)
+	}
+	c2, r2 := f.open("c2", 1)
+	if r2.Chat.Status != domain.ChatWaiting || r2.Chat.AgentID != nil {
+		t.Fatalf("c2 with every agent full: want waiting, got %+v", r2.Chat)
+	}
+	// A new agent is free, but c2 waits longer than c3: c3 must not jump it.
+	b := f.agent("b", nil, false)
+	_, r3 := f.open("c3", 1)
+	if r3.Chat.Status != domain.ChatWaiting {
+		t.Fatalf("c3 opened while an older chat waits: want waiting, got %+v", r3.Chat)
+	}
+	got := f.assign()
+	if len(got) != 1 || got[c2] != b {
+		t.Fatalf("dispatcher: want c2 offered to b, got %v", got)
+	}
+	if _, ok := got[c1]; ok {
+		t.Fatal("c1 offered twice")
+	}
+}
+
+func TestOpeningNeverOverAssigns(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	const limit, chats = 2, 24
+	f.setLimit(limit)
+	agents := []uuid.UUID{f.agent("a", nil, false), f.agent("b", nil, true), f.agent("c", nil, false)}
+	var wg sync.WaitGroup
+	errs := make(chan error, chats)
+	for i := range chats {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.s.Ingest(f.ctx, claimInput(uuid.New(), f.ch.ID, fmt.Sprintf("p%d", i), 1))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.must(err)
+	}
+	for _, a := range agents {
+		if n := f.count(`SELECT count(*) FROM chats WHERE agent_id = ? AND status = 'offered'`, a); n != limit {
+			t.Errorf("agent %s holds %d offers, want exactly SimultaneousChats (%d)", a, n, limit)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE status = 'waiting'`); n != chats-limit*len(agents) {
+		t.Errorf("want %d chats waiting, got %d", chats-limit*len(agents), n)
+	}
+}
+
+func TestOpeningClaimsOnlyInAvailableAgentQueues(t *testing.T) {
+	f := newFixture(t, domain.RuleAllAgents)
+	f.agent("a", nil, false)
+	_, res := f.open("c1", 1)
+	if res.Chat.Status != domain.ChatWaiting || res.Chat.AgentID != nil {
+		t.Fatalf("all_agents queue: want waiting for any agent to accept, got %+v", res.Chat)
+	}
+}
+
+func TestOpeningKeepsTheGateShutWhileAMessageIsOnItsWay(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	signal := func(domain.InboundMessage) error { return nil }
+	f.must(f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-1"), signal))
+	f.must(f.s.SignalThroughGate(f.ctx, f.ch.ID, msg("g1", "g1-2"), signal))
+
+	chat, res := f.open("g1", 1) // the workflow has received only the first
+	if res.Chat.DirectIngest {
+		t.Fatal("gate opened while message 2 was still on its way to the workflow")
+	}
+	opened, err := f.s.OpenGate(f.ctx, chat, 2)
+	f.must(err)
+	if !opened {
+		t.Fatal("gate not opened once the workflow received message 2")
+	}
+}

@@ -1,0 +1,67 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+
+	"github.com/omnichat/omnichat/activities"
+	"github.com/omnichat/omnichat/domain"
+)
+
+// A chat whose opening claimed an agent needs no offer signal and no gate
+// step: its accept timer runs from when the opening recorded the offer (here
+// a minute before the workflow learnt of it), and expires on time.
+func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
+	var h *harness
+	var asked activities.IngestRequest
+	h = newHarnessIngest(t, func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
+		asked = r
+		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: domain.RuleAvailableAgent,
+			Status: domain.ChatOffered, AgentID: "alice", OfferedAt: h.env.Now().Add(-time.Minute), AcceptTimeout: 5 * time.Minute,
+			GateOpened: true}, nil
+	})
+	var expired []string
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
+		expired = append(expired, r.AgentID)
+		return true, nil
+	})
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	h.at(time.Second, func() {
+		if !asked.OpenChat || !asked.Claim || !asked.OpenGate {
+			t.Errorf("the opening was not asked to claim an agent and open the gate: %+v", asked)
+		}
+		s := h.state()
+		if s.Status != domain.ChatOffered || s.AgentID != "alice" || !s.Direct {
+			t.Errorf("after the opening: want offered to alice with the gate open, got %s %q direct=%v", s.Status, s.AgentID, s.Direct)
+		}
+	})
+	h.at(4*time.Minute-2*time.Second, func() {
+		if len(expired) != 0 {
+			t.Errorf("offer expired before its deadline: %v", expired)
+		}
+	})
+	h.at(4*time.Minute+2*time.Second, func() {
+		if len(expired) != 1 || expired[0] != "alice" {
+			t.Errorf("want alice's offer expired 5 minutes after it was recorded, got %v", expired)
+		}
+		if s := h.state(); s.Status != domain.ChatWaiting || s.AgentID != "" {
+			t.Errorf("after the expiry: want waiting, got %s %q", s.Status, s.AgentID)
+		}
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "bob", AcceptTimeout: 5 * time.Minute})
+	})
+	h.at(5*time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "bob"}) })
+	h.at(6*time.Minute, func() { h.update(UpdateClose, CloseRequest{AgentID: "bob"}) })
+	start(h, ChatInput{})
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: completed=%v err=%v", h.env.IsWorkflowCompleted(), h.env.GetWorkflowError())
+	}
+	if len(expired) != 1 {
+		t.Fatalf("ExpireOffer calls: %v, want [alice]", expired)
+	}
+	// The opening's own transaction did what the gate step did.
+	h.env.AssertActivityNumberOfCalls(t, "OpenGate", 0)
+	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
+}
