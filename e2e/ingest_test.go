@@ -140,6 +140,7 @@ func TestCompletionTimeoutRacesCustomerAnswer(t *testing.T) {
 	ch := e.channel(e.queue("Support", domain.RuleAllAgents, 0.02, alice)) // 1.2 s
 	e.activate(alice)
 	e.setting("SimultaneousChats", "50")
+	noticed := false
 	for i, offset := range []time.Duration{-100 * time.Millisecond, -20 * time.Millisecond, 0, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
 		conv := fmt.Sprintf("race-%d", i)
 		chatID := acceptedChat(e, alice, ch, conv)
@@ -168,6 +169,15 @@ func TestCompletionTimeoutRacesCustomerAnswer(t *testing.T) {
 		switch {
 		case holder == chatID && first.Status == domain.ChatInProgress:
 			e.must(200, e.Do("POST", "/api/v1/chats/"+chatID+"/close", alice.Token, nil), "close")
+			if !noticed {
+				// A history with the "answered" notice, for the replay tests.
+				testenv.Eventually(t, 10*time.Second, "chat closed", func() bool {
+					s, err := e.App.Chats.State(context.Background(), wf)
+					return err == nil && s.Status == domain.ChatClosed
+				})
+				e.recordHistory("chat-answered-notice", wf)
+				noticed = true
+			}
 		case holder != chatID && first.Status == domain.ChatClosed:
 		default:
 			t.Fatalf("offset %s: answer in chat %s, first chat %s is %s", offset, holder, chatID, first.Status)
