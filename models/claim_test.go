@@ -1,9 +1,11 @@
 package models_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -156,5 +158,71 @@ func TestOpeningKeepsTheGateShutWhileAMessageIsOnItsWay(t *testing.T) {
 	f.must(err)
 	if !opened {
 		t.Fatal("gate not opened once the workflow received message 2")
+	}
+}
+
+// A message that found no open chat while the chat's opening was in flight
+// waits for the gate lock the opening holds; when the opening commits with
+// the gate open, the message must not be signalled to the workflow (which
+// would store it after the customer's next message, which the API stores at
+// once): it is stored by the API, in order.
+func TestMessageBehindAnOpeningThatOpensTheGateIsStoredInOrder(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.agent("a", nil, false)
+	var signalled []string
+	signal := func(m domain.InboundMessage) error { signalled = append(signalled, m.ExternalID); return nil }
+	// What the webhook does with a plain message.
+	receive := func(m domain.InboundMessage) error {
+		for range 3 {
+			res, err := f.s.StoreInOpenChat(f.ctx, f.ch.ID, m)
+			if err != nil || res.Handled {
+				return err
+			}
+			if err := f.s.SignalThroughGate(f.ctx, f.ch.ID, m, signal); !errors.Is(err, models.ErrGateOpen) {
+				return err
+			}
+		}
+		return errors.New("gate kept changing")
+	}
+	f.must(receive(msg("o1", "m-o1"))) // opens the chat: signalled, number 1
+
+	// The opening holds the gate lock (gate opened, not committed) while it decides.
+	deciding, decided := make(chan struct{}), make(chan struct{})
+	in := claimInput(uuid.New(), f.ch.ID, "o1", 1)
+	in.Claim = func(snap models.RoutingSnapshot) []models.Offer {
+		close(deciding)
+		<-decided
+		return service.Decide(snap)
+	}
+	opening := make(chan error, 1)
+	go func() { _, err := f.s.Ingest(f.ctx, in); opening <- err }()
+	<-deciding
+
+	second := make(chan error, 1)
+	go func() { second <- receive(msg("o1", "m2")) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.count(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second message never waited for the opening's gate lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(decided)
+	f.must(<-opening)
+	f.must(<-second)
+	f.must(receive(msg("o1", "m3")))
+
+	if len(signalled) != 1 || signalled[0] != "m-o1" {
+		t.Fatalf("signalled to the workflow %v, want only the opening message: a later one is stored after m3", signalled)
+	}
+	ms, err := f.s.ChatMessages(f.ctx, in.ChatID, 0, 10)
+	f.must(err)
+	var got []string
+	for _, m := range ms {
+		got = append(got, *m.ExternalID)
+	}
+	if fmt.Sprint(got) != "[m-o1 m2 m3]" {
+		t.Fatalf("messages in the chat: %v, want [m-o1 m2 m3]", got)
 	}
 }

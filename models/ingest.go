@@ -218,15 +218,30 @@ func (s *Store) NoticeBacklog(ctx context.Context) (int64, error) {
 // the event log's readers (they read only below the oldest running writer).
 const gateLock = `SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS text) || '/' || CAST(? AS text), 7))`
 
+// ErrGateOpen: the conversation's chat takes messages from Postgres now
+// (its gate opened while the message waited for the gate lock); the message
+// is to be stored with StoreInOpenChat, not signalled.
+var ErrGateOpen = errors.New("the conversation's gate is open")
+
 // SignalThroughGate numbers a message of the conversation that goes to its
 // workflow by signal and calls signal with the message so numbered, holding
 // the conversation's gate lock until the signal returned and its number is
 // recorded: a failed signal records nothing, and the numbers reach the
-// workflow in order.
+// workflow in order. A gate that opened while the message waited for the
+// lock is ErrGateOpen: signalled now, the message would be stored after the
+// conversation's next one, which the API stores at once.
 func (s *Store) SignalThroughGate(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage, signal func(domain.InboundMessage) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Exec(gateLock, channelID, m.ConversationID).Error; err != nil {
 			return fmt.Errorf("gate lock: %w", err)
+		}
+		var open bool
+		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM chats WHERE channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest)`,
+			channelID, m.ConversationID, domain.ChatClosed).Scan(&open).Error; err != nil {
+			return fmt.Errorf("read the gate: %w", err)
+		}
+		if open {
+			return ErrGateOpen
 		}
 		var n []int64
 		if err := tx.Raw(`SELECT signalled FROM conversation_gates WHERE channel_id = ? AND conversation_id = ?`, channelID, m.ConversationID).

@@ -84,7 +84,9 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 	notify := false
 	for _, m := range msgs {
 		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
-		if !handled && err == nil && directIngest(m) {
+		// A gate that opened while the message waited for it (ErrGateOpen):
+		// the chat takes it from Postgres now.
+		for attempt := 0; !handled && err == nil && directIngest(m); attempt++ {
 			var res models.DirectResult
 			res, err = i.chats.store.StoreInOpenChat(ctx, ch.ID, m)
 			handled = res.Handled
@@ -92,17 +94,21 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 				i.chats.metrics.Ingested(res.Duplicate)
 			}
 			notify = notify || res.Notices > 0
+			if handled || err != nil {
+				break
+			}
+			// Numbered, so the chat takes messages from Postgres only
+			// once it received this one (see models.OpenGate).
+			err = i.chats.store.SignalThroughGate(ctx, ch.ID, m, func(m domain.InboundMessage) error {
+				return i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
+			})
+			handled = err == nil
+			if errors.Is(err, models.ErrGateOpen) && attempt < 2 {
+				err = nil
+			}
 		}
 		if !handled && err == nil {
-			if directIngest(m) {
-				// Numbered, so the chat takes messages from Postgres only
-				// once it received this one (see models.OpenGate).
-				err = i.chats.store.SignalThroughGate(ctx, ch.ID, m, func(m domain.InboundMessage) error {
-					return i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
-				})
-			} else {
-				err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
-			}
+			err = i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)
