@@ -103,8 +103,13 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 				return i.runtime.DeliverInbound(ctx, ch.ID.String(), m.ConversationID, m)
 			})
 			handled = err == nil
-			if errors.Is(err, models.ErrGateOpen) && attempt < 2 {
-				err = nil
+			if errors.Is(err, models.ErrGateOpen) {
+				if attempt < 2 {
+					err = nil
+				} else {
+					// The chat kept opening and closing under the message: the provider retries.
+					err = fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+				}
 			}
 		}
 		if !handled && err == nil {
