@@ -44,6 +44,9 @@ type DirectResult struct {
 	ChatID    uuid.UUID
 	// Notices: how many notices for the chat's workflow were queued.
 	Notices int
+	// Stored: this call wrote the message. Its events woke no reader: the
+	// caller calls WakeEvents after the commit.
+	Stored bool
 }
 
 // errRollback undoes a transaction whose outcome is already decided.
@@ -78,6 +81,9 @@ func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m doma
 		}
 		if q.RowsAffected == 0 {
 			return nil // no open chat here: the chat's workflow opens one
+		}
+		if err := deferEventWakeup(tx); err != nil {
+			return fmt.Errorf("defer the wake-up: %w", err)
 		}
 		now := time.Now().UTC()
 		kind := m.Kind
@@ -124,7 +130,7 @@ func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m doma
 				return fmt.Errorf("queue notices: %w", err)
 			}
 		}
-		res = DirectResult{Handled: true, ChatID: chat.ID, Notices: len(notices)}
+		res = DirectResult{Handled: true, ChatID: chat.ID, Notices: len(notices), Stored: true}
 		return nil
 	})
 	if errors.Is(err, errRollback) {

@@ -1,15 +1,18 @@
 package models_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
+	"github.com/omnichat/omnichat/testenv"
 )
 
 // directChat opens a chat whose later messages the API stores itself.
@@ -272,5 +275,62 @@ func TestGateKeepsOrder(t *testing.T) {
 	}
 	if res, err := f.s.StoreInOpenChat(f.ctx, f.ch.ID, msg("g1", "g1-5")); err != nil || !res.Handled {
 		t.Fatalf("gate open: stored by the API: %+v %v", res, err)
+	}
+}
+
+// A message stored by the API wakes no event reader at its commit (NOTIFY
+// would serialise every such commit server-wide); WakeEvents, sent after the
+// commit, does. Notifications arrive in commit order, so a marker sent after
+// the store must be the next one a listener gets.
+func TestDirectStoreDefersItsEventWakeup(t *testing.T) {
+	dsn, s := testenv.NewDatabase(t)
+	f := &fixture{t: t, ctx: context.Background(), s: s}
+	f.queue = &models.Queue{Name: "Q", RoutingRule: domain.RuleAllAgents}
+	f.must(s.CreateQueue(f.ctx, f.queue))
+	f.ch = &models.Channel{Provider: "api", Name: "C", Active: true, QueueID: f.queue.ID, Secret: "s"}
+	f.must(s.CreateChannel(f.ctx, f.ch))
+	f.directChat("c1")
+
+	listener, err := pgx.Connect(f.ctx, dsn)
+	f.must(err)
+	defer listener.Close(f.ctx)
+	_, err = listener.Exec(f.ctx, "LISTEN omnichat_events")
+	f.must(err)
+	next := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(ctx)
+		f.must(err)
+		return n.Payload
+	}
+	marker := func(p string) {
+		_, err := listener.Exec(f.ctx, `SELECT pg_notify('omnichat_events', $1)`, p)
+		f.must(err)
+	}
+
+	marker("before")
+	for next() != "before" {
+	}
+	res, err := s.StoreInOpenChat(f.ctx, f.ch.ID, msg("c1", "m2"))
+	f.must(err)
+	if !res.Handled || !res.Stored {
+		t.Fatalf("message not stored: %+v", res)
+	}
+	if n := f.count(`SELECT count(*) FROM events WHERE type = 'message.created' AND chat_id = ?`, res.ChatID); n != 2 {
+		t.Fatalf("want the message's event in the log, got %d events", n)
+	}
+	marker("after")
+	if p := next(); p != "after" {
+		t.Fatalf("the store's commit notified (payload %q) instead of leaving the wake-up to its writer", p)
+	}
+	f.must(s.WakeEvents(f.ctx))
+	if p := next(); p != "" {
+		t.Fatalf("WakeEvents: want an empty wake-up, got %q", p)
+	}
+	// Other writers still notify at commit.
+	f.directChat("c2")
+	if p := next(); p != "" {
+		t.Fatalf("opening a chat: want its wake-up at commit, got %q", p)
 	}
 }

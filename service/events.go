@@ -38,6 +38,12 @@ type Events struct {
 	// PerUser bounds the streams one user holds in this process.
 	PerUser int
 
+	// wakes coalesces the wake-ups writers send after their commits.
+	wakes struct {
+		sync.Mutex
+		sending, again bool
+	}
+
 	once    sync.Once
 	mu      sync.Mutex
 	closed  bool
@@ -77,6 +83,39 @@ func (e *Events) Subscribe(user uuid.UUID) (*Subscription, error) {
 	s := &Subscription{Wake: make(chan struct{}, 1), Closed: e.done, user: user, ev: e}
 	e.subs[s] = struct{}{}
 	return s, nil
+}
+
+// WakeAfterCommit wakes the event readers of every process after a
+// transaction that deferred its wake-up (models.DirectResult.Stored)
+// committed. Wake-ups asked for while one is being sent are sent as one
+// more, so a burst costs a few NOTIFYs, not one per message.
+func (e *Events) WakeAfterCommit() {
+	e.wakes.Lock()
+	if e.wakes.sending {
+		e.wakes.again = true
+		e.wakes.Unlock()
+		return
+	}
+	e.wakes.sending = true
+	e.wakes.Unlock()
+	go func() {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := e.store.WakeEvents(ctx); err != nil {
+				// The readers' poll finds the events a little later.
+				e.logger.Debug("event wake-up not sent", "error", err)
+			}
+			cancel()
+			e.wakes.Lock()
+			if !e.wakes.again {
+				e.wakes.sending = false
+				e.wakes.Unlock()
+				return
+			}
+			e.wakes.again = false
+			e.wakes.Unlock()
+		}
+	}()
 }
 
 // Streams is how many event streams this process holds open.

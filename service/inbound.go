@@ -24,6 +24,7 @@ type Inbound struct {
 	chats    *Chats
 	runtime  ChatRuntime
 	notices  *Notices
+	events   *Events
 	logger   *slog.Logger
 }
 
@@ -81,7 +82,7 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 	for k := range msgs {
 		msgs[k].Clean()
 	}
-	notify := false
+	notify, wake := false, false
 	for _, m := range msgs {
 		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
 		// A gate that opened while the message waited for it (ErrGateOpen):
@@ -94,6 +95,7 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 				i.chats.metrics.Ingested(res.Duplicate)
 			}
 			notify = notify || res.Notices > 0
+			wake = wake || res.Stored
 			if handled || err != nil {
 				break
 			}
@@ -118,6 +120,9 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 		if err != nil {
 			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)
 		}
+	}
+	if wake {
+		i.events.WakeAfterCommit()
 	}
 	if notify {
 		i.notices.Wake()

@@ -137,6 +137,8 @@ func New(d Deps) *Services {
 	actions := &Actions{store: d.Store, runtime: d.Actions, chats: chats, cases: cases, logger: d.Logger}
 	actions.caller = &nocode.Caller{AllowList: actions.allowList}
 	notices := newNotices(d.Store, d.Notifier, d.Logger, d.Metrics)
+	events := &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),
+		PerUser: cmp.Or(d.EventStreamsPerUser, 8)}
 	return &Services{
 		Notices:  notices,
 		Actions:  actions,
@@ -147,12 +149,11 @@ func New(d Deps) *Services {
 		Channels: channelsSvc,
 		Settings: &Settings{store: d.Store},
 		Chats:    chats,
-		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, notices: notices, logger: d.Logger},
+		Inbound:  &Inbound{channels: channelsSvc, chats: chats, runtime: d.Runtime, notices: notices, events: events, logger: d.Logger},
 		Routing: &Routing{store: d.Store, runtime: d.Runtime, logger: d.Logger, safety: cmp.Or(d.RoutingSafetyInterval, safetyInterval),
 			metrics: d.Metrics},
-		Health: &Health{store: d.Store, temporal: d.TemporalHealth},
-		Events: &Events{store: d.Store, logger: d.Logger, Retention: cmp.Or(d.EventRetention, 24*time.Hour),
-			PerUser: cmp.Or(d.EventStreamsPerUser, 8)},
+		Health:   &Health{store: d.Store, temporal: d.TemporalHealth},
+		Events:   events,
 		Sessions: newSessions(d.Store, cmp.Or(d.SessionTTL, 12*time.Hour)),
 	}
 }
