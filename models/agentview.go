@@ -37,19 +37,21 @@ type ChatFilter struct {
 // canTakeNew reports whether the agent is Active and below SimultaneousChats,
 // the condition for seeing unassigned chats of all_agents queues.
 func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error) {
-	u, err := s.GetUser(ctx, agentID)
+	def, _ := SettingDefByCode(SettingSimultaneousChats)
+	// One round trip: the panel lists on every change it hears of.
+	var take []bool
+	err := s.db.WithContext(ctx).Raw(`SELECT u.status = ? AND
+		(SELECT count(*) FROM chats c WHERE c.agent_id = u.id AND c.status IN (?, ?)) <
+		COALESCE((SELECT value::int FROM settings WHERE code = ?), CAST(? AS int))
+		FROM users u WHERE u.id = ?`, domain.AgentActive, domain.ChatOffered, domain.ChatInProgress,
+		SettingSimultaneousChats, def.Default, agentID).Scan(&take).Error
 	if err != nil {
 		return false, err
 	}
-	if u.Status != domain.AgentActive {
-		return false, nil
+	if len(take) == 0 {
+		return false, fmt.Errorf("agent: %w", domain.ErrNotFound)
 	}
-	rs, err := s.GetRoutingSettings(ctx)
-	if err != nil {
-		return false, err
-	}
-	load, err := agentLoad(s.db.WithContext(ctx), agentID)
-	return load < rs.SimultaneousChats, err
+	return take[0], nil
 }
 
 // botChatsSQL: chats a bot app owns are listed, read-only, to the agents of
