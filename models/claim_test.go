@@ -226,3 +226,56 @@ func TestMessageBehindAnOpeningThatOpensTheGateIsStoredInOrder(t *testing.T) {
 		t.Fatalf("messages in the chat: %v, want [m-o1 m2 m3]", got)
 	}
 }
+
+// users.open_chats, which routing reads, follows every change of a chat's
+// agent or status: offers, accepts, expiries, transfers, closes.
+func TestOpenChatsCounterFollowsEveryChange(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.setLimit(10)
+	a, b := f.agent("a", nil, false), f.agent("b", nil, false)
+	check := func(step string) {
+		t.Helper()
+		var bad []string
+		f.must(f.s.Raw(f.ctx, &bad, `SELECT u.email FROM users u WHERE u.open_chats <>
+			(SELECT count(*) FROM chats c WHERE c.agent_id = u.id AND c.status IN ('offered', 'in_progress'))`))
+		if len(bad) > 0 {
+			t.Fatalf("after %s: open_chats wrong for %v", step, bad)
+		}
+	}
+	var chats []uuid.UUID
+	for i := range 6 {
+		id, _ := f.open(fmt.Sprintf("k%d", i), 1)
+		chats = append(chats, id)
+	}
+	check("offers made by the openings")
+	if f.count(`SELECT sum(open_chats) FROM users WHERE id IN (?, ?)`, a, b) != 6 {
+		t.Fatal("six offers not counted")
+	}
+	holder := func(chat uuid.UUID) uuid.UUID {
+		var ids []uuid.UUID
+		f.must(f.s.Raw(f.ctx, &ids, `SELECT agent_id FROM chats WHERE id = ?`, chat))
+		return ids[0]
+	}
+	f.accept(chats[0], holder(chats[0]))
+	check("accept")
+	_, err := f.s.ExpireOffer(f.ctx, chats[1], holder(chats[1]))
+	f.must(err)
+	check("expiry")
+	var back []uuid.UUID // the expiry made its agent inactive
+	f.must(f.s.Raw(f.ctx, &back, `UPDATE users SET status = 'active' WHERE id IN (?, ?) RETURNING id`, a, b))
+	other := a
+	if holder(chats[2]) == a {
+		other = b
+	}
+	f.must(f.s.TransferToAgent(f.ctx, chats[2], other))
+	check("transfer to an agent")
+	_, err = f.s.TransferToQueue(f.ctx, chats[3], f.queue.ID)
+	f.must(err)
+	check("transfer to a queue")
+	f.must(f.s.CloseChat(f.ctx, chats[0], domain.CloseByAgent))
+	f.must(f.s.CloseChat(f.ctx, chats[4], domain.CloseByAgent))
+	check("closes")
+	var gone []uuid.UUID
+	f.must(f.s.Raw(f.ctx, &gone, `WITH m AS (DELETE FROM messages WHERE chat_id = ?) DELETE FROM chats WHERE id = ? RETURNING id`, chats[5], chats[5]))
+	check("a deleted chat")
+}

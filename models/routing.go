@@ -139,17 +139,16 @@ type Offer struct {
 }
 
 // freeAgentsSQL selects, for every agent who is Active and below the limit,
-// their load and each queue they serve (directly or through a role).
+// their load (users.open_chats, kept by a trigger on chats) and each queue
+// they serve (directly or through a role).
 const freeAgentsSQL = `
 	WITH members AS (
 		SELECT queue_id, user_id FROM queue_users
 		UNION SELECT qr.queue_id, m.user_id FROM queue_roles qr JOIN role_members m ON m.role_id = qr.role_id
-	), loads AS (
-		SELECT agent_id, count(*) AS load FROM chats WHERE status IN ('offered', 'in_progress') AND agent_id IS NOT NULL GROUP BY agent_id
 	), free AS (
-		SELECT u.id, COALESCE(l.load, 0) AS load, u.last_accepted_at, m.queue_id
-		FROM users u JOIN members m ON m.user_id = u.id LEFT JOIN loads l ON l.agent_id = u.id
-		WHERE u.status = 'active' AND COALESCE(l.load, 0) < @limit
+		SELECT u.id, u.open_chats AS load, u.last_accepted_at, m.queue_id
+		FROM users u JOIN members m ON m.user_id = u.id
+		WHERE u.status = 'active' AND u.open_chats < @limit
 	)`
 
 // AssignWaiting, under the routing lock, loads the waiting chats that can be

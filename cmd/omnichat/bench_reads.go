@@ -151,8 +151,9 @@ func timeReads(ctx context.Context, b *bench, path string, n int, rps float64) (
 
 // seedReads writes the bench rows with set-based INSERTs. Triggers are off
 // for the session (session_replication_role, a superuser setting) so the
-// event log is filled in one statement afterwards, one event per message as
-// the triggers would have written, rather than a trigger call per row.
+// event log and the agents' open_chats are filled in one statement each
+// afterwards, as the triggers would have written them, rather than a trigger
+// call per row.
 //
 // Chats: the measured agent's are spread evenly over the seq range (half
 // closed, 2 in 5 in progress, 1 in 10 offered); of the others, 90% are closed,
@@ -190,6 +191,10 @@ func seedReads(ctx context.Context, db *gorm.DB, f readsFlags, runID, channelID,
 					WHEN g.mine THEN CASE WHEN g.r10 < 5 THEN 'closed' WHEN g.r10 < 9 THEN 'in_progress' ELSE 'offered' END
 					WHEN g.r < 90 THEN 'closed' WHEN g.r < 97 THEN 'in_progress' WHEN g.r < 99 THEN 'waiting' ELSE 'bot' END AS status) s
 				ORDER BY g.g`},
+			// What the trigger on chats would have counted.
+			{"loads", `UPDATE users u SET open_chats = u.open_chats + l.n
+				FROM (SELECT agent_id, count(*) AS n FROM chats WHERE channel_id = @channel AND agent_id IS NOT NULL
+					AND status IN ('offered', 'in_progress') GROUP BY agent_id) l WHERE l.agent_id = u.id`},
 			{"messages", `INSERT INTO messages (id, chat_id, channel_id, direction, external_id, text, sender_name, agent_id, status, created_at)
 				SELECT gen_random_uuid(), c.id, c.channel_id, CASE WHEN i % 2 = 1 THEN 'inbound' ELSE 'outbound' END,
 					CASE WHEN i % 2 = 1 THEN c.conversation_id || '-' || i END,
