@@ -54,9 +54,9 @@ func apiWith(store *models.Store, runtime service.ChatRuntime, temporalHealth fu
 	return httptest.NewServer(api.New(api.Deps{Services: svc, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: webhookRate}))
 }
 
-// When Temporal cannot take a message the webhook answers 503, so the
-// provider retries; /readyz says Temporal is the problem.
-func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
+// apiChannelDatabase is a fresh database with one active API channel.
+func apiChannelDatabase(t *testing.T) (*models.Store, *models.Channel) {
+	t.Helper()
 	_, store := testenv.NewDatabase(t)
 	ctx := context.Background()
 	q := &models.Queue{Name: "Q", RoutingRule: domain.RuleAllAgents}
@@ -68,6 +68,13 @@ func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 	if err := store.CreateChannel(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
+	return store, ch
+}
+
+// When Temporal cannot take a message the webhook answers 503, so the
+// provider retries; /readyz says Temporal is the problem.
+func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
+	store, ch := apiChannelDatabase(t)
 	temporal := &unavailable{}
 	srv := apiWith(store, temporal, func(context.Context) error { return errors.New("connection refused") }, 10)
 	defer srv.Close()
@@ -88,7 +95,7 @@ func TestWebhookAnswers503WhenTemporalIsDown(t *testing.T) {
 		t.Fatalf("DeliverInbound called %d times", temporal.calls)
 	}
 	var n int
-	if err := store.Raw(ctx, &n, `SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chats)`); err != nil || n != 0 {
+	if err := store.Raw(context.Background(), &n, `SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM chats)`); err != nil || n != 0 {
 		t.Fatalf("rows written: %d (%v)", n, err)
 	}
 
@@ -179,17 +186,7 @@ func (panicking) DeliverInbound(context.Context, string, string, domain.InboundM
 // A panic under a handler is answered 500 with the request's ID, and logged
 // through the service's logger with that ID and the panic.
 func TestPanicIsLoggedWithTheRequestID(t *testing.T) {
-	_, store := testenv.NewDatabase(t)
-	ctx := context.Background()
-	q := &models.Queue{Name: "Q", RoutingRule: domain.RuleAllAgents}
-	if err := store.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	ch := &models.Channel{Provider: apichannel.Name, Name: "C", Active: true, QueueID: q.ID, Secret: "0123456789abcdef0123",
-		Settings: models.JSONMap{apichannel.SettingOutboundURL: "http://127.0.0.1:1/"}}
-	if err := store.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	store, ch := apiChannelDatabase(t)
 	var logs syncBuffer
 	svc := service.New(service.Deps{Store: store, Providers: channels.NewRegistry(apichannel.New(nil)), Runtime: panicking{&unavailable{}}})
 	srv := httptest.NewServer(api.New(api.Deps{Services: svc, MaxBodyBytes: 1 << 20, RateLimitPerToken: 10, WebhookRateLimit: 10,

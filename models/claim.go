@@ -27,8 +27,8 @@ type ClaimResult struct {
 // of the queue waits: those are older and are the dispatcher's, in order.
 // A chat it does not offer stays waiting for the dispatcher.
 func claimOnOpen(tx *gorm.DB, chatID, queueID uuid.UUID, decide func(RoutingSnapshot) []Offer) (ClaimResult, error) {
-	if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, routingLockKey).Error; err != nil {
-		return ClaimResult{}, fmt.Errorf("routing lock: %w", err)
+	if err := lockRouting(tx); err != nil {
+		return ClaimResult{}, err
 	}
 	var older bool
 	if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM chats WHERE queue_id = ? AND status = ? AND id <> ?)`,

@@ -49,6 +49,10 @@ type DirectResult struct {
 	Stored bool
 }
 
+// directChatSQL finds the conversation's open chat that takes its messages
+// from Postgres (arguments: channel, conversation, the closed status).
+const directChatSQL = `channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest`
+
 // errRollback undoes a transaction whose outcome is already decided.
 var errRollback = errors.New("rollback")
 
@@ -74,7 +78,7 @@ func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m doma
 		}
 		var chat Chat
 		q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where("channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest", channelID, m.ConversationID, domain.ChatClosed).
+			Where(directChatSQL, channelID, m.ConversationID, domain.ChatClosed).
 			Limit(1).Find(&chat)
 		if q.Error != nil {
 			return fmt.Errorf("find open chat: %w", q.Error)
@@ -242,7 +246,7 @@ func (s *Store) SignalThroughGate(ctx context.Context, channelID uuid.UUID, m do
 			return fmt.Errorf("gate lock: %w", err)
 		}
 		var open bool
-		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM chats WHERE channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest)`,
+		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM chats WHERE `+directChatSQL+`)`,
 			channelID, m.ConversationID, domain.ChatClosed).Scan(&open).Error; err != nil {
 			return fmt.Errorf("read the gate: %w", err)
 		}

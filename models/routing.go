@@ -24,11 +24,19 @@ const routingChannel = "omnichat_routing"
 // withRoutingLock runs fn in a transaction holding the routing lock.
 func (s *Store) withRoutingLock(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, routingLockKey).Error; err != nil {
-			return fmt.Errorf("routing lock: %w", err)
+		if err := lockRouting(tx); err != nil {
+			return err
 		}
 		return fn(tx)
 	})
+}
+
+// lockRouting takes the routing lock until tx ends.
+func lockRouting(tx *gorm.DB) error {
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, routingLockKey).Error; err != nil {
+		return fmt.Errorf("routing lock: %w", err)
+	}
+	return nil
 }
 
 // WakeRouting tells the dispatcher that routing may have work: a chat

@@ -397,25 +397,28 @@ func (b *bench) ingest(ctx context.Context) phase {
 }
 
 func (b *bench) ceiling(ctx context.Context, tc client.Client) phase {
-	return hammer(ctx, b.f.concurrency, b.f.ingestFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
-		// Same pattern as the ingest: each caller rotates over its conversations.
-		id := fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i%b.f.convsPerSender)
-		start := time.Now()
-		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
-			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
-		}, "BenchNoop")
-		return time.Since(start), err == nil
+	// Same pattern as the ingest: each caller rotates over its conversations.
+	return b.signalWithStart(ctx, tc, b.f.concurrency, b.f.ingestFor, func(w, i int) string {
+		return fmt.Sprintf("bench-ceiling/%s/%d/%d", b.runID, w, i%b.f.convsPerSender)
 	})
 }
 
 // ceilingNew is the bare signal-with-start rate when every call starts a new
 // workflow, as a new conversation does (nothing runs the workflows).
 func (b *bench) ceilingNew(ctx context.Context, tc client.Client) phase {
-	return hammer(ctx, b.f.bulkSenders, b.f.bulkFor, func(ctx context.Context, w, i int) (time.Duration, bool) {
-		id := fmt.Sprintf("bench-ceiling-new/%s/%d/%d", b.runID, w, i)
+	return b.signalWithStart(ctx, tc, b.f.bulkSenders, b.f.bulkFor, func(w, i int) string {
+		return fmt.Sprintf("bench-ceiling-new/%s/%d/%d", b.runID, w, i)
+	})
+}
+
+// signalWithStart times bare signal-with-start calls to the workflow IDs
+// that id names for caller w's i-th call.
+func (b *bench) signalWithStart(ctx context.Context, tc client.Client, callers int, d time.Duration, id func(w, i int) string) phase {
+	return hammer(ctx, callers, d, func(ctx context.Context, w, i int) (time.Duration, bool) {
+		wf := id(w, i)
 		start := time.Now()
-		_, err := tc.SignalWithStartWorkflow(ctx, id, "inbound", "x", client.StartWorkflowOptions{
-			ID: id, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
+		_, err := tc.SignalWithStartWorkflow(ctx, wf, "inbound", "x", client.StartWorkflowOptions{
+			ID: wf, TaskQueue: "omnichat-bench-ceiling", WorkflowRunTimeout: time.Minute,
 		}, "BenchNoop")
 		return time.Since(start), err == nil
 	})
