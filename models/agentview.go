@@ -41,10 +41,8 @@ func (s *Store) canTakeNew(ctx context.Context, agentID uuid.UUID) (bool, error)
 	// One round trip: the panel lists on every change it hears of.
 	var take []bool
 	err := s.db.WithContext(ctx).Raw(`SELECT u.status = ? AND
-		(SELECT count(*) FROM chats c WHERE c.agent_id = u.id AND c.status IN (?, ?)) <
-		COALESCE((SELECT value::int FROM settings WHERE code = ?), CAST(? AS int))
-		FROM users u WHERE u.id = ?`, domain.AgentActive, domain.ChatOffered, domain.ChatInProgress,
-		SettingSimultaneousChats, def.Default, agentID).Scan(&take).Error
+		u.open_chats < COALESCE((SELECT value::int FROM settings WHERE code = ?), CAST(? AS int))
+		FROM users u WHERE u.id = ?`, domain.AgentActive, SettingSimultaneousChats, def.Default, agentID).Scan(&take).Error
 	if err != nil {
 		return false, err
 	}

@@ -25,7 +25,7 @@ case "$ADDRESS" in
 esac
 mkdir -p "$DATA_DIR"
 echo "starting the Temporal dev server on 127.0.0.1:7233 (state in $DATA_DIR/temporal.db, log in $DATA_DIR/temporal.log, pid in $DATA_DIR/temporal.pid)"
-nohup "$TEMPORAL" server start-dev --ip 127.0.0.1 --db-filename "$DATA_DIR/temporal.db" --log-level warn \
+setsid nohup "$TEMPORAL" server start-dev --ip 127.0.0.1 --db-filename "$DATA_DIR/temporal.db" --log-level warn \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   >"$DATA_DIR/temporal.log" 2>&1 &
 echo $! >"$DATA_DIR/temporal.pid" # stop it with: kill $(cat $DATA_DIR/temporal.pid)

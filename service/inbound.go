@@ -83,6 +83,15 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 		msgs[k].Clean()
 	}
 	notify, wake := false, false
+	// Wake-ups for what committed, even when a later message of the body fails.
+	defer func() {
+		if wake {
+			i.events.WakeAfterCommit()
+		}
+		if notify {
+			i.notices.Wake()
+		}
+	}()
 	for _, m := range msgs {
 		handled, err := i.chats.applyEvent(ctx, ch.ID, m)
 		// A gate that opened while the message waited for it (ErrGateOpen):
@@ -120,12 +129,6 @@ func (i *Inbound) Receive(ctx context.Context, provider string, channelID uuid.U
 		if err != nil {
 			return 0, fmt.Errorf("channel %s: message %s not made durable: %w", ch.ID, m.ExternalID, err)
 		}
-	}
-	if wake {
-		i.events.WakeAfterCommit()
-	}
-	if notify {
-		i.notices.Wake()
 	}
 	if a, ok := p.(channels.Acknowledger); ok {
 		for _, m := range msgs {

@@ -40,7 +40,7 @@ func (c *chat) ingest(ctx workflow.Context, m domain.InboundMessage) error {
 	c.s.GateSeq = max(c.s.GateSeq, m.GateSeq)
 	req := activities.IngestRequest{ChatID: c.s.ChatID, OpenChat: opening, WorkflowID: c.workflow, ChannelID: c.in.ChannelID, Message: m}
 	if opening && c.claim {
-		req.Claim, req.OpenGate = true, c.direct
+		req.Claim, req.OpenGate = true, true
 	}
 	var res activities.IngestResult
 	if err := db(ctx, c.conv.Ingest, req, &res); err != nil {

@@ -4,14 +4,11 @@
 -- status. Routing reads it instead of counting every offered and
 -- in-progress chat of the deployment on each pass and on each new chat's
 -- claim, which grew with the chats open (5 ms at 5,700 open chats, under the
--- routing lock). Capacity checks for one agent still count that agent's
--- chats (models.canTakeChat), so a drifted counter could only make routing
--- skip or try an agent, never over-assign one.
+-- routing lock). Offers are decided on it, so it must be exact: the trigger
+-- is created before the counter is filled, and creating it locks chats
+-- against writes until this migration commits, so no change of a process
+-- still running slips between the count and the trigger.
 ALTER TABLE users ADD COLUMN open_chats integer NOT NULL DEFAULT 0;
-
-UPDATE users u SET open_chats = l.n
-FROM (SELECT agent_id, count(*) AS n FROM chats WHERE status IN ('offered', 'in_progress') AND agent_id IS NOT NULL GROUP BY agent_id) l
-WHERE l.agent_id = u.id;
 
 -- +goose StatementBegin
 CREATE FUNCTION omnichat_count_open_chats() RETURNS trigger
@@ -41,6 +38,10 @@ END $$;
 
 CREATE TRIGGER chats_open_chats AFTER INSERT OR DELETE OR UPDATE OF status, agent_id ON chats
     FOR EACH ROW EXECUTE FUNCTION omnichat_count_open_chats();
+
+UPDATE users u SET open_chats = l.n
+FROM (SELECT agent_id, count(*) AS n FROM chats WHERE status IN ('offered', 'in_progress') AND agent_id IS NOT NULL GROUP BY agent_id) l
+WHERE l.agent_id = u.id;
 
 -- +goose Down
 DROP TRIGGER chats_open_chats ON chats;
