@@ -40,7 +40,7 @@ func Open(dsn string) (*gorm.DB, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetMaxIdleConns(20)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	for _, p := range []interface {
 		Register(name string, fn func(*gorm.DB)) error
@@ -59,7 +59,11 @@ func SetPoolSize(db *gorm.DB, maxConns int) error {
 		return err
 	}
 	sqlDB.SetMaxOpenConns(maxConns)
-	sqlDB.SetMaxIdleConns(max(maxConns/2, 2))
+	// Every connection may stay idle (until ConnMaxIdleTime): a pool that
+	// keeps fewer closes and reopens connections as the load moves around
+	// its idle bound, and each reopening costs a PostgreSQL backend's start
+	// and its statements prepared again.
+	sqlDB.SetMaxIdleConns(maxConns)
 	return nil
 }
 
