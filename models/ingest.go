@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -53,94 +54,59 @@ type DirectResult struct {
 // from Postgres (arguments: channel, conversation, the closed status).
 const directChatSQL = `channel_id = ? AND conversation_id = ? AND status <> ? AND direct_ingest`
 
-// errRollback undoes a transaction whose outcome is already decided.
-var errRollback = errors.New("rollback")
-
 // StoreInOpenChat stores a customer's message in its conversation's open chat
 // when that chat takes messages from Postgres, in one transaction with its
 // attachments, its event (the messages trigger) and the notices its workflow
-// needs. The chat row is locked first: a close that committed before makes
-// this a no-op (Handled false: the message opens the next chat), and a close
-// on the completion timeout waits for this commit and then sees the customer
+// needs: one call of omnichat_store_inbound (migration 00011), which locks
+// the chat row first: a close that committed before makes this a no-op
+// (Handled false: the message opens the next chat), and a close on the
+// completion timeout waits for this commit and then sees the customer
 // waiting. A message stored before in any chat is a Duplicate.
 func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage) (DirectResult, error) {
-	var res DirectResult
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if m.ExternalID != "" {
-			seen, err := inboundChat(tx, channelID, m.ExternalID)
-			if err != nil {
-				return err
-			}
-			if seen != uuid.Nil {
-				res = DirectResult{Handled: true, Duplicate: true, ChatID: seen}
-				return nil
-			}
-		}
-		var chat Chat
-		q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where(directChatSQL, channelID, m.ConversationID, domain.ChatClosed).
-			Limit(1).Find(&chat)
-		if q.Error != nil {
-			return fmt.Errorf("find open chat: %w", q.Error)
-		}
-		if q.RowsAffected == 0 {
-			return nil // no open chat here: the chat's workflow opens one
-		}
-		if err := deferEventWakeup(tx); err != nil {
-			return fmt.Errorf("defer the wake-up: %w", err)
-		}
-		now := time.Now().UTC()
-		kind := m.Kind
-		if kind == "" {
-			kind = "text"
-		}
-		ext := m.ExternalID
-		msg := Message{ID: uuid.New(), ChatID: chat.ID, ChannelID: channelID, Direction: domain.Inbound, Kind: kind,
-			ExternalID: &ext, Text: m.Text, SenderName: m.SenderName, Status: domain.MsgReceived, CreatedAt: now}
-		if !m.SentAt.IsZero() {
-			t := m.SentAt.UTC()
-			msg.ProviderTime = &t
-		}
-		ins := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "direction"}, {Name: "external_id"}}, DoNothing: true}).Create(&msg)
-		if ins.Error != nil {
-			return fmt.Errorf("insert message: %w", ins.Error)
-		}
-		if ins.RowsAffected == 0 {
-			// The same message committed meanwhile.
-			res = DirectResult{Handled: true, Duplicate: true, ChatID: chat.ID}
-			return errRollback
-		}
-		var notices []ChatNotice
-		for _, a := range m.Attachments {
-			row := Attachment{ID: uuid.New(), ChannelID: channelID, MessageID: &msg.ID, Kind: a.Kind, RemoteID: a.RemoteID,
-				RemoteURL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Status: domain.AttachmentPending, CreatedAt: now}
-			if err := tx.Create(&row).Error; err != nil {
-				return fmt.Errorf("insert attachment: %w", err)
-			}
-			notices = append(notices, ChatNotice{ChatID: chat.ID, WorkflowID: chat.WorkflowID, Kind: NoticeAttachment, Ref: row.ID.String()})
-		}
-		if chat.Status == domain.ChatInProgress && !chat.CustomerWaiting {
-			notices = append(notices, ChatNotice{ChatID: chat.ID, WorkflowID: chat.WorkflowID, Kind: NoticeAnswered})
-		}
-		if err := tx.Model(&Chat{}).Where("id = ?", chat.ID).
-			Updates(map[string]any{"last_message_at": now, "customer_waiting": true}).Error; err != nil {
-			return fmt.Errorf("update chat: %w", err)
-		}
-		for i := range notices {
-			notices[i].NextAt, notices[i].CreatedAt = now, now
-		}
-		if len(notices) > 0 {
-			if err := tx.Omit("ID", "LastError").Create(&notices).Error; err != nil {
-				return fmt.Errorf("queue notices: %w", err)
-			}
-		}
-		res = DirectResult{Handled: true, ChatID: chat.ID, Notices: len(notices), Stored: true}
-		return nil
-	})
-	if errors.Is(err, errRollback) {
-		err = nil
+	kind := m.Kind
+	if kind == "" {
+		kind = "text"
 	}
-	return res, err
+	var sentAt *time.Time
+	if !m.SentAt.IsZero() {
+		t := m.SentAt.UTC()
+		sentAt = &t
+	}
+	atts := make([]storedAttachment, len(m.Attachments))
+	for i, a := range m.Attachments {
+		atts[i] = storedAttachment{ID: uuid.New(), Kind: a.Kind, RemoteID: a.RemoteID, URL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size}
+	}
+	attsJSON, err := json.Marshal(atts)
+	if err != nil {
+		return DirectResult{}, fmt.Errorf("encode attachments: %w", err)
+	}
+	var row struct {
+		Handled, Duplicate bool
+		Chat               *uuid.UUID
+		Notices            int
+		Stored             bool
+	}
+	err = s.db.WithContext(ctx).Raw(`SELECT handled, duplicate, chat, notices, stored FROM omnichat_store_inbound(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		channelID, m.ConversationID, uuid.New(), m.ExternalID, kind, m.Text, m.SenderName, sentAt, string(attsJSON)).Scan(&row).Error
+	if err != nil {
+		return DirectResult{}, fmt.Errorf("store in the open chat: %w", markUnavailable(err))
+	}
+	res := DirectResult{Handled: row.Handled, Duplicate: row.Duplicate, Notices: row.Notices, Stored: row.Stored}
+	if row.Chat != nil {
+		res.ChatID = *row.Chat
+	}
+	return res, nil
+}
+
+// storedAttachment is an attachment as omnichat_store_inbound reads it.
+type storedAttachment struct {
+	ID        uuid.UUID `json:"id"`
+	Kind      string    `json:"kind"`
+	RemoteID  string    `json:"remote_id"`
+	URL       string    `json:"url"`
+	Name      string    `json:"name"`
+	MediaType string    `json:"media_type"`
+	Size      int64     `json:"size"`
 }
 
 // CloseOnTimeout closes an in-progress chat whose completion timer fired,

@@ -87,6 +87,13 @@ func TestStoreInOpenChat(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM chat_notices WHERE chat_id = ? AND kind IN ('answered', 'attachment')`, chat); n != 2 {
 		t.Fatalf("notices queued: %d, want 2", n)
 	}
+	// The file is recorded pending on the message, and its notice names it.
+	if n := f.count(`SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id
+		JOIN chat_notices n ON n.kind = 'attachment' AND n.ref = a.id::text AND n.chat_id = m.chat_id
+		WHERE m.external_id = 'm3' AND m.chat_id = ? AND m.kind = 'text' AND m.status = 'received'
+		AND a.kind = 'image' AND a.remote_url = 'http://127.0.0.1/x.png' AND a.status = 'pending' AND a.channel_id = m.channel_id`, chat); n != 1 {
+		t.Fatalf("attachment and its notice as stored: %d rows, want 1", n)
+	}
 	res, err = f.s.StoreInOpenChat(f.ctx, f.ch.ID, msg("c1", "m4"))
 	f.must(err)
 	if res.Notices != 0 {
