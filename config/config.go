@@ -66,7 +66,7 @@ var Vars = []Var{
 	{"OMNICHAT_FACEBOOK_GRAPH_URL", "https://graph.facebook.com/v21.0", "Facebook Graph API base URL, with its version (a local fake in tests)."},
 	{"OMNICHAT_RATE_LIMIT", "50", "Requests per second allowed per API token (burst twice that); over it, 429."},
 	{"OMNICHAT_WEBHOOK_RATE_LIMIT", "500", "Webhook requests per second allowed per channel, checked before any database or Temporal work."},
-	{"OMNICHAT_DB_MAX_CONNS", "40", "Most PostgreSQL connections one process opens (API and worker together in `all`). A new conversation's webhook holds one while Temporal records its signal, so this bounds how many new conversations are taken in at once; keep the sum over all processes below the server's max_connections."},
+	{"OMNICHAT_DB_MAX_CONNS", "40", "Most PostgreSQL connections one process opens (API and worker together in `all`). A new conversation's webhook holds one while Temporal records its signal, so this bounds how many new conversations are taken in at once; keep the sum over all processes below the server's max_connections. Connections stay open while idle for up to 5 minutes (reopening them under load costs PostgreSQL a backend start each)."},
 	{"OMNICHAT_STICKY_CACHE_SIZE", "4096", "Chat workflows a worker keeps cached between tasks; beyond it the least recently used are evicted (replayed from history at their next task). About 70 KiB each (bench soak), so the default keeps a worker near 330 MiB however many chats are open."},
 	{"OMNICHAT_WORKER_POLLERS", "8", "Concurrent pollers the worker runs for workflow tasks, and as many for activity tasks."},
 	{"OMNICHAT_SHUTDOWN_TIMEOUT", "20s", "How long API and worker wait for work in flight on shutdown."},

@@ -111,7 +111,7 @@ const visiblePageSQL = `SELECT seq FROM (
 // domain.ErrNotFound, so IDs do not leak.
 func (s *Store) AgentChat(ctx context.Context, agentID, chatID uuid.UUID, admin bool) (*ChatRow, error) {
 	var row ChatRow
-	err := s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE c.id = @chat AND (c.agent_id = @agent OR c.queue_id IN (`+agentQueuesSQL+`) OR `+botChatsSQL+`)`,
+	err := s.db.WithContext(ctx).Raw(chatRowSelect+` WHERE c.id = @chat AND `+agentSeesSQL,
 		map[string]any{"agent": agentID, "chat": chatID, "admin": admin}).Scan(&row).Error
 	if err != nil {
 		return nil, err
@@ -120,6 +120,26 @@ func (s *Store) AgentChat(ctx context.Context, agentID, chatID uuid.UUID, admin 
 		return nil, fmt.Errorf("chat: %w", domain.ErrNotFound)
 	}
 	return &row, nil
+}
+
+// agentSeesSQL: chat c is the agent's (@agent), or of a queue they serve,
+// or (for an admin, @admin) bot-owned.
+const agentSeesSQL = `(c.agent_id = @agent OR c.queue_id IN (` + agentQueuesSQL + `) OR ` + botChatsSQL + `)`
+
+// AgentSeesChat is AgentChat's access check alone, for reads that need the
+// chat's ID and nothing of its row (its messages, marking it read): the row's
+// unread count and last message grow with the conversation.
+func (s *Store) AgentSeesChat(ctx context.Context, agentID, chatID uuid.UUID, admin bool) error {
+	var ok bool
+	err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM chats c WHERE c.id = @chat AND `+agentSeesSQL+`)`,
+		map[string]any{"agent": agentID, "chat": chatID, "admin": admin}).Scan(&ok).Error
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("chat: %w", domain.ErrNotFound)
+	}
+	return nil
 }
 
 // ChatMessages pages a chat's messages oldest first, after a seq cursor.

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -68,6 +69,7 @@ func TestAgentListMatchesItsDefinition(t *testing.T) {
 	// Chats in every status, held by me, by a colleague or by nobody, in my
 	// all_agents queue and in a queue I do not serve.
 	statuses := []string{domain.ChatWaiting, domain.ChatOffered, domain.ChatInProgress, domain.ChatClosed, domain.ChatBot}
+	var chats []uuid.UUID
 	for i := 0; i < 60; i++ {
 		ch := f.ch
 		if i%4 == 3 {
@@ -75,6 +77,7 @@ func TestAgentListMatchesItsDefinition(t *testing.T) {
 		}
 		conv := fmt.Sprintf("conv-%d", i)
 		id := uuid.New()
+		chats = append(chats, id)
 		_, err := s.Ingest(ctx, models.IngestInput{ChatID: id, OpenChat: true, WorkflowID: "wf-" + conv, ChannelID: ch.ID,
 			Message: domain.InboundMessage{ConversationID: conv, SenderID: "cust-" + conv, SenderName: "Cust", ExternalID: "m-" + conv, Text: "hi"}})
 		f.must(err)
@@ -127,13 +130,34 @@ func TestAgentListMatchesItsDefinition(t *testing.T) {
 					}
 				}
 			}
-			chats, msgs, err := s.UnreadCounts(ctx, viewer.id)
+			unreadChats, msgs, err := s.UnreadCounts(ctx, viewer.id)
 			f.must(err)
 			var want struct{ Chats, Messages int }
 			f.must(s.Raw(ctx, &want, referenceUnread, map[string]any{"agent": viewer.id, "take": take}))
-			if chats != want.Chats || msgs != want.Messages {
-				t.Fatalf("%s (take %v): unread %d chats %d messages, definition %d and %d", viewer.name, take, chats, msgs, want.Chats, want.Messages)
+			if unreadChats != want.Chats || msgs != want.Messages {
+				t.Fatalf("%s (take %v): unread %d chats %d messages, definition %d and %d", viewer.name, take, unreadChats, msgs, want.Chats, want.Messages)
 			}
+		}
+		// The access check alone (messages, mark read) lets in exactly the
+		// chats AgentChat loads.
+		seen := 0
+		for _, id := range chats {
+			_, rowErr := s.AgentChat(ctx, viewer.id, id, viewer.admin)
+			sees := s.AgentSeesChat(ctx, viewer.id, id, viewer.admin)
+			for _, err := range []error{rowErr, sees} {
+				if err != nil && !errors.Is(err, domain.ErrNotFound) {
+					t.Fatal(err)
+				}
+			}
+			if (rowErr == nil) != (sees == nil) {
+				t.Fatalf("%s, chat %s: AgentChat error %v, AgentSeesChat error %v", viewer.name, id, rowErr, sees)
+			}
+			if sees == nil {
+				seen++
+			}
+		}
+		if viewer.name == "me" && (seen == 0 || seen == len(chats)) {
+			t.Fatalf("me sees %d of %d chats: the fixture must hold chats both seen and not", seen, len(chats))
 		}
 	}
 }
