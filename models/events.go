@@ -180,12 +180,6 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time) (int64, error
 	return n, nil
 }
 
-// deferEventWakeup makes the events of tx wake no reader at commit: the
-// writer calls WakeEvents after the commit instead (see migration 00009).
-func deferEventWakeup(tx *gorm.DB) error {
-	return tx.Exec(`SELECT set_config('omnichat.defer_notify', 'on', true)`).Error
-}
-
 // WakeEvents wakes the event readers of every process, in a transaction of
 // its own that does not wait for the WAL flush: NOTIFY serialises commits
 // server-wide, so the wake-up must not ride on a transaction that flushes.

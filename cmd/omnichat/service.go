@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,8 +38,13 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 		// API's clients never do.
 		msrv := &http.Server{Addr: cfg.MetricsAddr, Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second}
+		// Bound before anything is said about it: a taken port fails here.
+		ml, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
 		go func() {
-			if err := msrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics listener: %w", err)
 			}
 		}()
@@ -59,8 +65,12 @@ func runService(ctx context.Context, cfg config.Config, logger *slog.Logger, wit
 		}
 		// Event streams never end by themselves: they end when shutdown starts.
 		srv.RegisterOnShutdown(a.Services.Events.Close)
+		l, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("API listener: %w", err)
+		}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
