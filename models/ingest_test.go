@@ -114,6 +114,38 @@ func TestStoreInOpenChat(t *testing.T) {
 	}
 }
 
+// The agent reads the chat while a message waits for the chat row: the
+// message commits after the reading, so it must count as unread.
+func TestMessageWaitingForTheChatStaysUnreadAfterARead(t *testing.T) {
+	f := newFixture(t, domain.RuleAllAgents)
+	f.must(setSimultaneous(f, "1000"))
+	agent := f.agent("a", nil, false)
+	chat := f.directChat("c1")
+	f.inProgressAfterReply(chat, agent)
+
+	holder, err := f.s.BeginRaw(f.ctx) // another writer of the chat row
+	f.must(err)
+	f.must(holder.Exec(`SELECT 1 FROM chats WHERE id = ? FOR UPDATE`, chat).Error)
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.s.StoreInOpenChat(f.ctx, f.ch.ID, msg("c1", "late"))
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); f.count(`SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the store never waited for the chat row")
+		}
+	}
+	// The holder is the agent's reading, after the store began.
+	f.must(holder.Exec(`UPDATE chats SET agent_read_at = ? WHERE id = ?`, time.Now().UTC(), chat).Error)
+	f.must(holder.Commit().Error)
+	f.must(<-done)
+	if _, n, err := f.s.UnreadCounts(f.ctx, agent); err != nil || n != 1 {
+		t.Fatalf("unread messages after the reading: %d (%v), want the late message", n, err)
+	}
+}
+
 // The completion timer fires while the customer's message is being stored:
 // either the message is in the chat and the chat stays open, or the chat
 // closed and the message was not stored (it opens the next chat). Never a

@@ -19,6 +19,7 @@ CREATE FUNCTION omnichat_store_inbound(
 LANGUAGE plpgsql AS $$
 DECLARE
     c record;
+    stamp timestamptz;
 BEGIN
     handled := false; duplicate := false; notices := 0; stored := false;
     SELECT m.chat_id INTO chat FROM messages m
@@ -35,8 +36,12 @@ BEGIN
         RETURN; -- no open chat here: the chat's workflow opens one
     END IF;
     PERFORM set_config('omnichat.defer_notify', 'on', true);
+    -- The message's time is taken once the chat row is locked: now() is the
+    -- call's start, before any wait for the lock, and the agent's reading
+    -- committed during that wait would hide the message from the unread count.
+    stamp := clock_timestamp();
     INSERT INTO messages (id, chat_id, channel_id, direction, kind, external_id, text, sender_name, status, provider_time, created_at)
-    VALUES (p_message, c.id, p_channel, 'inbound', p_kind, p_external_id, p_text, p_sender_name, 'received', p_provider_time, now())
+    VALUES (p_message, c.id, p_channel, 'inbound', p_kind, p_external_id, p_text, p_sender_name, 'received', p_provider_time, stamp)
     ON CONFLICT (channel_id, direction, external_id) DO NOTHING;
     IF NOT FOUND THEN
         -- The same message committed meanwhile; nothing was written.
@@ -45,16 +50,16 @@ BEGIN
     END IF;
     INSERT INTO attachments (id, channel_id, message_id, kind, remote_id, remote_url, name, media_type, size, status, created_at)
     SELECT (a->>'id')::uuid, p_channel, p_message, a->>'kind', a->>'remote_id', a->>'url', a->>'name',
-           a->>'media_type', (a->>'size')::bigint, 'pending', now()
+           a->>'media_type', (a->>'size')::bigint, 'pending', stamp
     FROM jsonb_array_elements(p_attachments) WITH ORDINALITY AS t(a, n) ORDER BY n;
-    UPDATE chats SET last_message_at = now(), customer_waiting = true WHERE id = c.id;
+    UPDATE chats SET last_message_at = stamp, customer_waiting = true WHERE id = c.id;
     INSERT INTO chat_notices (chat_id, workflow_id, kind, ref, next_at, created_at)
-    SELECT c.id, c.workflow_id, 'attachment', a->>'id', now(), now()
+    SELECT c.id, c.workflow_id, 'attachment', a->>'id', stamp, stamp
     FROM jsonb_array_elements(p_attachments) WITH ORDINALITY AS t(a, n) ORDER BY n;
     notices := jsonb_array_length(p_attachments);
     IF c.status = 'in_progress' AND NOT c.customer_waiting THEN
         INSERT INTO chat_notices (chat_id, workflow_id, kind, next_at, created_at)
-        VALUES (c.id, c.workflow_id, 'answered', now(), now());
+        VALUES (c.id, c.workflow_id, 'answered', stamp, stamp);
         notices := notices + 1;
     END IF;
     handled := true; chat := c.id; stored := true;
