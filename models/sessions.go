@@ -70,9 +70,9 @@ func (s *Store) CreateSession(ctx context.Context, userID uuid.UUID, expires tim
 }
 
 // UserBySession resolves an unexpired session to its user.
-func (s *Store) UserBySession(ctx context.Context, token string) (*User, error) {
-	var u User
-	err := s.db.WithContext(ctx).Raw(`SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id
+func (s *Store) UserBySession(ctx context.Context, token string) (*SignedIn, error) {
+	var u SignedIn
+	err := s.db.WithContext(ctx).Raw(`SELECT u.*, `+canManageSQL+` AS can_manage FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > now()`, hashToken(token)).Scan(&u).Error
 	if err != nil {
 		return nil, err

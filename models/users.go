@@ -64,15 +64,16 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// CanManageChats reports whether the user holds CanManageChats directly or through a role.
-func (s *Store) CanManageChats(ctx context.Context, userID uuid.UUID) (bool, error) {
-	var ok bool
-	err := s.db.WithContext(ctx).Raw(`
-		SELECT EXISTS (SELECT 1 FROM users WHERE id = @u AND can_manage_chats)
-		    OR EXISTS (SELECT 1 FROM role_members m JOIN roles r ON r.id = m.role_id
-		               WHERE m.user_id = @u AND r.can_manage_chats)`,
-		map[string]any{"u": userID}).Scan(&ok).Error
-	return ok, err
+// canManageSQL: user u holds CanManageChats directly or through a role.
+const canManageSQL = `(u.can_manage_chats OR EXISTS (SELECT 1 FROM role_members m JOIN roles r ON r.id = m.role_id
+	WHERE m.user_id = u.id AND r.can_manage_chats))`
+
+// SignedIn is the user a token or a session belongs to, read with what they
+// may do in one query: every authenticated request makes it.
+type SignedIn struct {
+	User `gorm:"embedded"`
+	// CanManage: the user holds CanManageChats, directly or through a role.
+	CanManage bool
 }
 
 // hashToken is how tokens are stored and looked up.
@@ -119,10 +120,10 @@ func (s *Store) RevokeToken(ctx context.Context, userID, tokenID uuid.UUID) erro
 }
 
 // UserByToken resolves a bearer token to its user.
-func (s *Store) UserByToken(ctx context.Context, token string) (*User, error) {
-	var u User
+func (s *Store) UserByToken(ctx context.Context, token string) (*SignedIn, error) {
+	var u SignedIn
 	err := s.db.WithContext(ctx).Raw(`
-		SELECT u.* FROM api_tokens t JOIN users u ON u.id = t.user_id
+		SELECT u.*, `+canManageSQL+` AS can_manage FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.token_hash = ? AND t.revoked_at IS NULL`, hashToken(token)).Scan(&u).Error
 	if err != nil {
 		return nil, err

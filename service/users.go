@@ -28,16 +28,12 @@ func (u *Users) Authenticate(ctx context.Context, token string) (*Principal, err
 	if err != nil {
 		return nil, err
 	}
-	return principalOf(ctx, u.store, user)
+	return principalOf(user), nil
 }
 
 // principalOf is one builder of principals, for tokens and sessions alike.
-func principalOf(ctx context.Context, store *models.Store, user *User) (*Principal, error) {
-	admin, err := store.CanManageChats(ctx, user.ID)
-	if err != nil {
-		return nil, err
-	}
-	return &Principal{User: user, Admin: admin}, nil
+func principalOf(u *models.SignedIn) *Principal {
+	return &Principal{User: &u.User, Admin: u.CanManage}
 }
 
 // NewUser describes a user to create.
