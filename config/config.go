@@ -77,7 +77,7 @@ var Vars = []Var{
 	{"OMNICHAT_METRICS_ADDR", "", "Address `/metrics` (Prometheus text format) and Go's profiles (`/debug/pprof/`) listen on, apart from the API, in `serve`, `worker` and `all`; keep it reachable by operators only; empty: no such listener."},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector URL traces are exported to (`http://host:4318` for http/protobuf, `http://host:4317` for grpc); empty: tracing off. `OTEL_SERVICE_NAME` (default `omnichat`) and `OTEL_RESOURCE_ATTRIBUTES` apply."},
 	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "OTLP protocol of the trace exporter: `http/protobuf` or `grpc`."},
-	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing."},
+	{EnvFileVar, ".env", "File of KEY=VALUE settings read besides the environment, which wins; the default is skipped when missing, a named file must exist."},
 }
 
 // Effective lists every variable with the value omnichat uses, the
