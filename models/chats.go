@@ -89,18 +89,11 @@ func (s *Store) Ingest(ctx context.Context, in IngestInput) (IngestResult, error
 				return err
 			}
 		}
-		kind := in.Message.Kind
-		if kind == "" {
-			kind = "text"
-		}
-		msg := Message{ID: uuid.New(), ChatID: in.ChatID, ChannelID: in.ChannelID, Direction: domain.Inbound, Kind: kind,
-			ExternalID: &in.Message.ExternalID, Text: in.Message.Text, SenderName: in.Message.SenderName, Status: domain.MsgReceived, CreatedAt: now}
+		msg := Message{ID: uuid.New(), ChatID: in.ChatID, ChannelID: in.ChannelID, Direction: domain.Inbound, Kind: inboundKind(in.Message),
+			ExternalID: &in.Message.ExternalID, Text: in.Message.Text, SenderName: in.Message.SenderName, Status: domain.MsgReceived,
+			ProviderTime: providerTime(in.Message), CreatedAt: now}
 		if in.Message.Edited {
 			msg.EditedAt = &now
-		}
-		if !in.Message.SentAt.IsZero() {
-			t := in.Message.SentAt.UTC()
-			msg.ProviderTime = &t
 		}
 		ins := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "direction"}, {Name: "external_id"}}, DoNothing: true}).Create(&msg)
 		if ins.Error != nil {
@@ -154,6 +147,23 @@ func opened(tx *gorm.DB, in IngestInput, res *IngestResult) error {
 	res.Chat.Status, res.Chat.AgentID, res.Chat.OfferedAt = domain.ChatOffered, &claim.AgentID, &claim.OfferedAt
 	res.AcceptTimeout = claim.AcceptTimeout
 	return nil
+}
+
+// inboundKind is the kind an inbound message is stored with.
+func inboundKind(m domain.InboundMessage) string {
+	if m.Kind == "" {
+		return "text"
+	}
+	return m.Kind
+}
+
+// providerTime is when the provider says the message was sent, if it says.
+func providerTime(m domain.InboundMessage) *time.Time {
+	if m.SentAt.IsZero() {
+		return nil
+	}
+	t := m.SentAt.UTC()
+	return &t
 }
 
 // inboundChat returns the chat holding an inbound message, uuid.Nil when none does.

@@ -63,15 +63,6 @@ const directChatSQL = `channel_id = ? AND conversation_id = ? AND status <> ? AN
 // completion timeout waits for this commit and then sees the customer
 // waiting. A message stored before in any chat is a Duplicate.
 func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m domain.InboundMessage) (DirectResult, error) {
-	kind := m.Kind
-	if kind == "" {
-		kind = "text"
-	}
-	var sentAt *time.Time
-	if !m.SentAt.IsZero() {
-		t := m.SentAt.UTC()
-		sentAt = &t
-	}
 	atts := make([]storedAttachment, len(m.Attachments))
 	for i, a := range m.Attachments {
 		atts[i] = storedAttachment{ID: uuid.New(), Kind: a.Kind, RemoteID: a.RemoteID, URL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size}
@@ -87,9 +78,9 @@ func (s *Store) StoreInOpenChat(ctx context.Context, channelID uuid.UUID, m doma
 		Stored             bool
 	}
 	err = s.db.WithContext(ctx).Raw(`SELECT handled, duplicate, chat, notices, stored FROM omnichat_store_inbound(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		channelID, m.ConversationID, uuid.New(), m.ExternalID, kind, m.Text, m.SenderName, sentAt, string(attsJSON)).Scan(&row).Error
-	if err != nil {
-		return DirectResult{}, fmt.Errorf("store in the open chat: %w", markUnavailable(err))
+		channelID, m.ConversationID, uuid.New(), m.ExternalID, inboundKind(m), m.Text, m.SenderName, providerTime(m), string(attsJSON)).Scan(&row).Error
+	if err != nil { // already marked unavailable or refused by the callback Open registers
+		return DirectResult{}, fmt.Errorf("store in the open chat: %w", err)
 	}
 	res := DirectResult{Handled: row.Handled, Duplicate: row.Duplicate, Notices: row.Notices, Stored: row.Stored}
 	if row.Chat != nil {

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -39,8 +40,7 @@ func Open(dsn string) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(20)
+	setPoolSize(sqlDB, 20)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	for _, p := range []interface {
 		Register(name string, fn func(*gorm.DB)) error
@@ -58,13 +58,17 @@ func SetPoolSize(db *gorm.DB, maxConns int) error {
 	if err != nil {
 		return err
 	}
+	setPoolSize(sqlDB, maxConns)
+	return nil
+}
+
+func setPoolSize(sqlDB *sql.DB, maxConns int) {
 	sqlDB.SetMaxOpenConns(maxConns)
 	// Every connection may stay idle (until ConnMaxIdleTime): a pool that
 	// keeps fewer closes and reopens connections as the load moves around
 	// its idle bound, and each reopening costs a PostgreSQL backend's start
 	// and its statements prepared again.
 	sqlDB.SetMaxIdleConns(maxConns)
-	return nil
 }
 
 // NewStore wraps a GORM handle.
