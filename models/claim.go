@@ -27,19 +27,13 @@ type ClaimResult struct {
 // of the queue waits: those are older and are the dispatcher's, in order.
 // A chat it does not offer stays waiting for the dispatcher.
 func claimOnOpen(tx *gorm.DB, chatID, queueID uuid.UUID, decide func(RoutingSnapshot) []Offer) (ClaimResult, error) {
-	if err := lockRouting(tx); err != nil {
-		return ClaimResult{}, err
-	}
-	var older bool
-	if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM chats WHERE queue_id = ? AND status = ? AND id <> ?)`,
-		queueID, domain.ChatWaiting, chatID).Scan(&older).Error; err != nil {
-		return ClaimResult{}, fmt.Errorf("older waiting chats: %w", err)
-	}
-	if older {
-		return ClaimResult{}, nil
-	}
+	// Read before the lock, which every opening of the deployment queues on:
+	// the lock holds back no admin's change of a setting anyway.
 	rs, err := (&Store{db: tx}).GetRoutingSettings(tx.Statement.Context)
 	if err != nil {
+		return ClaimResult{}, err
+	}
+	if err := lockRouting(tx); err != nil {
 		return ClaimResult{}, err
 	}
 	snap := RoutingSnapshot{Limit: rs.SimultaneousChats, Accept: rs.AcceptTimeout,
@@ -49,8 +43,11 @@ func claimOnOpen(tx *gorm.DB, chatID, queueID uuid.UUID, decide func(RoutingSnap
 		Load           int
 		LastAcceptedAt *time.Time
 	}
-	if err := tx.Raw(freeAgentsSQL+` SELECT DISTINCT id, load, last_accepted_at FROM free WHERE queue_id = @queue ORDER BY id`,
-		map[string]any{"limit": snap.Limit, "queue": queueID}).Scan(&rows).Error; err != nil {
+	// One statement after the lock (its snapshot sees every earlier holder's
+	// commit): no free agent is listed when an older chat of the queue waits.
+	if err := tx.Raw(freeAgentsSQL+` SELECT DISTINCT id, load, last_accepted_at FROM free WHERE queue_id = @queue
+		AND NOT EXISTS (SELECT 1 FROM chats WHERE queue_id = @queue AND status = @waiting AND id <> @chat) ORDER BY id`,
+		map[string]any{"limit": snap.Limit, "queue": queueID, "waiting": domain.ChatWaiting, "chat": chatID}).Scan(&rows).Error; err != nil {
 		return ClaimResult{}, fmt.Errorf("free agents: %w", err)
 	}
 	if len(rows) == 0 {

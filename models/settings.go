@@ -158,21 +158,27 @@ type RoutingSettings struct {
 	AcceptTimeout     time.Duration
 }
 
-// GetRoutingSettings reads SimultaneousChats and the accept timeout.
+// GetRoutingSettings reads SimultaneousChats and the accept timeout in one
+// query: routing reads them on every pass and every claim.
 func (s *Store) GetRoutingSettings(ctx context.Context) (RoutingSettings, error) {
 	var rs RoutingSettings
-	v, err := s.GetSetting(ctx, SettingSimultaneousChats)
-	if err != nil {
+	vals := map[string]string{}
+	for _, code := range []string{SettingSimultaneousChats, SettingAcceptTimeout} {
+		def, _ := SettingDefByCode(code)
+		vals[code] = def.Default
+	}
+	var rows []Setting
+	if err := s.db.WithContext(ctx).Where("code IN ?", []string{SettingSimultaneousChats, SettingAcceptTimeout}).Find(&rows).Error; err != nil {
 		return rs, err
 	}
-	if rs.SimultaneousChats, err = strconv.Atoi(v); err != nil {
+	for _, r := range rows {
+		vals[r.Code] = r.Value
+	}
+	var err error
+	if rs.SimultaneousChats, err = strconv.Atoi(vals[SettingSimultaneousChats]); err != nil {
 		return rs, fmt.Errorf("setting %s: %w", SettingSimultaneousChats, err)
 	}
-	v, err = s.GetSetting(ctx, SettingAcceptTimeout)
-	if err != nil {
-		return rs, err
-	}
-	m, err := strconv.ParseFloat(v, 64)
+	m, err := strconv.ParseFloat(vals[SettingAcceptTimeout], 64)
 	if err != nil {
 		return rs, fmt.Errorf("setting %s: %w", SettingAcceptTimeout, err)
 	}
