@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -147,6 +148,71 @@ func (s *Store) ChatMessages(ctx context.Context, chatID uuid.UUID, after int64,
 	var ms []Message
 	err := s.db.WithContext(ctx).Where("chat_id = ? AND seq > ?", chatID, after).Order("seq").Limit(limit).Find(&ms).Error
 	return ms, err
+}
+
+// MessageWithAttachments is a message and its attachments (without their content).
+type MessageWithAttachments struct {
+	Message
+	Attachments []Attachment
+}
+
+// AgentChatMessages pages a chat's messages oldest first after a seq cursor,
+// each with its attachments, for an agent who may see the chat (AgentSeesChat's
+// condition): one query, the access check its one-time filter. Only an empty
+// page needs a second look, to tell a chat with nothing new from one the agent
+// may not see (ErrNotFound).
+func (s *Store) AgentChatMessages(ctx context.Context, agentID, chatID uuid.UUID, admin bool, after int64, limit int) ([]MessageWithAttachments, error) {
+	var rows []struct {
+		Message
+		AttachmentsJSON []byte
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT m.*, (SELECT json_agg(json_build_object('id', a.id, 'channel_id', a.channel_id,
+			'message_id', a.message_id, 'kind', a.kind, 'remote_id', a.remote_id, 'remote_url', a.remote_url, 'name', a.name,
+			'media_type', a.media_type, 'size', a.size, 'status', a.status, 'fail_reason', a.fail_reason, 'created_at', a.created_at)
+			ORDER BY a.created_at, a.id) FROM attachments a WHERE a.message_id = m.id) AS attachments_json
+		FROM messages m
+		WHERE m.chat_id = @chat AND m.seq > @after AND EXISTS (SELECT 1 FROM chats c WHERE c.id = @chat AND `+agentSeesSQL+`)
+		ORDER BY m.seq LIMIT @limit`,
+		map[string]any{"agent": agentID, "chat": chatID, "admin": admin, "after": after, "limit": limit}).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("chat messages: %w", err)
+	}
+	if len(rows) == 0 {
+		return []MessageWithAttachments{}, s.AgentSeesChat(ctx, agentID, chatID, admin)
+	}
+	out := make([]MessageWithAttachments, len(rows))
+	for i, r := range rows {
+		out[i] = MessageWithAttachments{Message: r.Message, Attachments: []Attachment{}}
+		if len(r.AttachmentsJSON) == 0 {
+			continue
+		}
+		var atts []attachmentJSON
+		if err := json.Unmarshal(r.AttachmentsJSON, &atts); err != nil {
+			return nil, fmt.Errorf("attachments of message %s: %w", r.ID, err)
+		}
+		for _, a := range atts {
+			out[i].Attachments = append(out[i].Attachments, Attachment{ID: a.ID, ChannelID: a.ChannelID, MessageID: a.MessageID,
+				Kind: a.Kind, RemoteID: a.RemoteID, RemoteURL: a.RemoteURL, Name: a.Name, MediaType: a.MediaType, Size: a.Size,
+				Status: a.Status, FailReason: a.FailReason, CreatedAt: a.CreatedAt})
+		}
+	}
+	return out, nil
+}
+
+// attachmentJSON is an attachment as AgentChatMessages's query encodes it.
+type attachmentJSON struct {
+	ID         uuid.UUID  `json:"id"`
+	ChannelID  uuid.UUID  `json:"channel_id"`
+	MessageID  *uuid.UUID `json:"message_id"`
+	Kind       string     `json:"kind"`
+	RemoteID   string     `json:"remote_id"`
+	RemoteURL  string     `json:"remote_url"`
+	Name       string     `json:"name"`
+	MediaType  string     `json:"media_type"`
+	Size       int64      `json:"size"`
+	Status     string     `json:"status"`
+	FailReason *string    `json:"fail_reason"`
+	CreatedAt  time.Time  `json:"created_at"`
 }
 
 // MarkRead marks every message of a chat as read by its agent, when agentID

@@ -152,6 +152,19 @@ func TestAgentListMatchesItsDefinition(t *testing.T) {
 			if (rowErr == nil) != (sees == nil) {
 				t.Fatalf("%s, chat %s: AgentChat error %v, AgentSeesChat error %v", viewer.name, id, rowErr, sees)
 			}
+			// The messages read checks the same access, with a page and with nothing after the cursor.
+			for _, after := range []int64{0, 1 << 62} {
+				ms, err := s.AgentChatMessages(ctx, viewer.id, id, viewer.admin, after, 10)
+				if err != nil && !errors.Is(err, domain.ErrNotFound) {
+					t.Fatal(err)
+				}
+				if (err == nil) != (sees == nil) {
+					t.Fatalf("%s, chat %s after %d: AgentChatMessages error %v, AgentSeesChat error %v", viewer.name, id, after, err, sees)
+				}
+				if want := map[bool]int{true: 1, false: 0}[after == 0 && err == nil]; len(ms) != want {
+					t.Fatalf("%s, chat %s after %d: %d messages, want %d", viewer.name, id, after, len(ms), want)
+				}
+			}
 			if sees == nil {
 				seen++
 			}
@@ -159,5 +172,56 @@ func TestAgentListMatchesItsDefinition(t *testing.T) {
 		if viewer.name == "me" && (seen == 0 || seen == len(chats)) {
 			t.Fatalf("me sees %d of %d chats: the fixture must hold chats both seen and not", seen, len(chats))
 		}
+	}
+}
+
+func TestAgentChatMessagesCarryTheirOwnAttachments(t *testing.T) {
+	f := newFixture(t, domain.RuleAllAgents)
+	s, ctx := f.s, f.ctx
+	me := f.agent("me", nil, false)
+	chatID := uuid.New()
+	files := [][]domain.AttachmentRef{
+		{{Kind: "image", RemoteID: "p1", Name: "one.png", MediaType: "image/png", Size: 10}, {Kind: "file", RemoteID: "p2", Name: "two.pdf", MediaType: "application/pdf", Size: 20}},
+		nil,
+		{{Kind: "audio", RemoteID: "p3", Name: "three.ogg", MediaType: "audio/ogg", Size: 30}},
+	}
+	for i, atts := range files {
+		_, err := s.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: i == 0, WorkflowID: "wf-files", ChannelID: f.ch.ID,
+			Message: domain.InboundMessage{ConversationID: "files", SenderID: "cust", SenderName: "Cust", ExternalID: fmt.Sprintf("m-%d", i),
+				Text: fmt.Sprintf("message %d", i), Attachments: atts}})
+		f.must(err)
+	}
+	ms, err := s.AgentChatMessages(ctx, me, chatID, false, 0, 10)
+	f.must(err)
+	if len(ms) != len(files) {
+		t.Fatalf("%d messages, want %d", len(ms), len(files))
+	}
+	for i, m := range ms {
+		if m.Text != fmt.Sprintf("message %d", i) {
+			t.Fatalf("message %d: text %q", i, m.Text)
+		}
+		var names []string
+		for _, a := range m.Attachments {
+			if a.MessageID == nil || *a.MessageID != m.ID || a.ChannelID != f.ch.ID || a.Status != domain.AttachmentPending || a.CreatedAt.IsZero() {
+				t.Fatalf("message %d: attachment %+v", i, a)
+			}
+			names = append(names, fmt.Sprintf("%s %s %s %d", a.Kind, a.Name, a.MediaType, a.Size))
+		}
+		var want []string
+		for _, a := range files[i] {
+			want = append(want, fmt.Sprintf("%s %s %s %d", a.Kind, a.Name, a.MediaType, a.Size))
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("message %d: attachments %v, want %v", i, names, want)
+		}
+		if m.Attachments == nil {
+			t.Fatalf("message %d: nil attachments (the API must list [])", i)
+		}
+	}
+	// The cursor and the limit page through the same rows.
+	page, err := s.AgentChatMessages(ctx, me, chatID, false, ms[0].Seq, 1)
+	f.must(err)
+	if len(page) != 1 || page[0].ID != ms[1].ID || len(page[0].Attachments) != 0 {
+		t.Fatalf("page after the first message: %+v", page)
 	}
 }

@@ -29,10 +29,7 @@ type Chats struct {
 }
 
 // MessageView is a message with its attachments (without their content).
-type MessageView struct {
-	Message
-	Attachments []Attachment
-}
+type MessageView = models.MessageWithAttachments
 
 // List lists the chats an agent sees, newest first.
 func (c *Chats) List(ctx context.Context, p *Principal, f ChatFilter) ([]ChatRow, error) {
@@ -66,14 +63,7 @@ func (c *Chats) MarkRead(ctx context.Context, p *Principal, chatID uuid.UUID) er
 
 // Messages pages a chat's conversation, oldest first, after a cursor.
 func (c *Chats) Messages(ctx context.Context, p *Principal, chatID uuid.UUID, after int64, limit int) ([]MessageView, error) {
-	if err := c.store.AgentSeesChat(ctx, p.ID, chatID, p.Admin); err != nil {
-		return nil, err
-	}
-	ms, err := c.store.ChatMessages(ctx, chatID, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return c.withAttachments(ctx, ms)
+	return c.store.AgentChatMessages(ctx, p.ID, chatID, p.Admin, after, limit)
 }
 
 func (c *Chats) withAttachments(ctx context.Context, ms []Message) ([]MessageView, error) {
