@@ -254,3 +254,25 @@ func TestFetchAttachmentRecordsARefusalAtOnce(t *testing.T) {
 		t.Fatalf("attachment: %s %v", a.Status, a.FailReason)
 	}
 }
+
+// A worker's orderly stop ends the dispatcher's shift with an error Temporal
+// retries on another worker, marked benign so the stop logs no error.
+func TestDispatcherShiftEndsBenignlyWhenItsWorkerStops(t *testing.T) {
+	_, store := testenv.NewDatabase(t)
+	svc := service.New(service.Deps{Store: store, Providers: channels.NewRegistry()})
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	stop := make(chan struct{})
+	env.SetWorkerStopChannel(stop)
+	(&activities.Dispatching{Routing: svc.Routing}).Register(env)
+	close(stop)
+	_, err := env.ExecuteActivity((&activities.Dispatching{}).RunDispatcher)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		t.Fatalf("shift ended with %v, want an application error", err)
+	}
+	if app.Category() != temporal.ApplicationErrorCategoryBenign || app.NonRetryable() || app.Type() != "WorkerStopping" {
+		t.Fatalf("shift ended with %q (type %q, category %v, non-retryable %v), want a retryable benign WorkerStopping",
+			app.Error(), app.Type(), app.Category(), app.NonRetryable())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/omnichat/omnichat/service"
 )
@@ -18,8 +19,11 @@ const DispatcherShift = time.Hour
 // dispatcherBeat is how often the dispatcher tells Temporal it is alive.
 const dispatcherBeat = 2 * time.Second
 
-// errWorkerStopping ends a dispatcher shift early; the retry runs on a worker that is up.
-var errWorkerStopping = errors.New("worker is stopping; the dispatcher moves to another worker")
+// errWorkerStopping ends a dispatcher shift early; the retry runs on a worker
+// that is up. It is benign, so an orderly stop (Ctrl-C, a deploy) logs no
+// error: the SDK logs a benign activity failure at debug level.
+var errWorkerStopping = temporal.NewApplicationErrorWithOptions("worker is stopping; the dispatcher moves to another worker",
+	"WorkerStopping", temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign})
 
 // Dispatching runs routing: the dispatcher that offers waiting chats.
 type Dispatching struct {
