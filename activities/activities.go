@@ -54,6 +54,16 @@ func failed(ctx context.Context, err error, ids ...any) error {
 	return temporalError(err)
 }
 
+// passing logs a provider's failure that a later attempt may overcome, then
+// returns it retryable and benign: it is counted (omnichat_sends) and logged
+// here once, as a warning, and the SDK does not log every attempt again as an
+// error. The attempt that gives up fails for good, and that is an error.
+func passing(ctx context.Context, err error, ids ...any) error {
+	activity.GetLogger(ctx).Warn("provider failed; retrying", append(ids, "Error", err)...)
+	return temporal.NewApplicationErrorWithOptions(err.Error(), "ProviderFailed",
+		temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, Cause: err})
+}
+
 func parseID(field, s string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)
 	if err != nil {

@@ -119,7 +119,15 @@ func (f *fixture) messageRow() *models.Message {
 
 func permanentFailure(err error) bool {
 	var app *temporal.ApplicationError
-	return errors.As(err, &app) && app.Type() == domain.KindPermanentSend && app.NonRetryable()
+	return errors.As(err, &app) && app.Type() == domain.KindPermanentSend && app.NonRetryable() &&
+		app.Category() != temporal.ApplicationErrorCategoryBenign
+}
+
+// passingFailure: retried, and benign, so the SDK logs the attempt at debug
+// level (omnichat logs it once as a warning).
+func passingFailure(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && !app.NonRetryable() && app.Category() == temporal.ApplicationErrorCategoryBenign
 }
 
 // A provider that keeps failing a reply is tried eight times; the eighth
@@ -129,8 +137,8 @@ func TestDeliverMarksFailedAfterTheProvidersEighthFailure(t *testing.T) {
 	f.p.send = func() (channels.SendResult, error) { return channels.SendResult{}, errors.New("502 Bad Gateway") }
 	for attempt := 1; attempt < 8; attempt++ {
 		err := f.deliver()
-		if err == nil || permanentFailure(err) {
-			t.Fatalf("attempt %d: %v; want a retryable failure", attempt, err)
+		if !passingFailure(err) {
+			t.Fatalf("attempt %d: %v; want a retryable benign failure", attempt, err)
 		}
 		if m := f.messageRow(); m.Status != domain.MsgSending {
 			t.Fatalf("after %d failures the message is %s, want sending", attempt, m.Status)
@@ -158,8 +166,8 @@ func TestDeliverCutsAProviderThatNeverAnswers(t *testing.T) {
 		if took := time.Since(began); took > 5*time.Second {
 			t.Fatalf("attempt %d took %s; the provider call is cut after 200 ms", attempt, took)
 		}
-		if attempt < 8 && (err == nil || permanentFailure(err)) {
-			t.Fatalf("attempt %d: %v; want a retryable failure", attempt, err)
+		if attempt < 8 && !passingFailure(err) {
+			t.Fatalf("attempt %d: %v; want a retryable benign failure", attempt, err)
 		}
 		if attempt == 8 && !permanentFailure(err) {
 			t.Fatalf("eighth attempt: %v; want a permanent failure", err)
@@ -178,8 +186,8 @@ func TestDeliverThrottlingIsNotAFailure(t *testing.T) {
 		return channels.SendResult{}, &channels.RetryAfterError{After: time.Second, Reason: "Too Many Requests"}
 	}
 	for i := 0; i < 12; i++ {
-		if err := f.deliver(); err == nil || permanentFailure(err) {
-			t.Fatalf("throttled attempt %d: %v", i, err)
+		if err := f.deliver(); !passingFailure(err) {
+			t.Fatalf("throttled attempt %d: %v; want a retryable benign failure", i, err)
 		}
 	}
 	if m := f.messageRow(); m.Status != domain.MsgSending {

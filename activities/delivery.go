@@ -105,7 +105,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 	case errors.As(err, &throttled):
 		a.Metrics.Sent(ch.Provider, telemetry.SendThrottled)
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
-			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After})
+			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After, Category: temporal.ApplicationErrorCategoryBenign})
 	case err != nil:
 		exhausted, dbErr := a.Channels.ProviderFailed(ctx, "deliver:"+r.MessageID, maxDeliveryFailures, err)
 		if dbErr != nil {
@@ -116,7 +116,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 			return DeliverResult{}, a.refused(ctx, r.MessageID, fmt.Sprintf("not delivered after %d attempts: %v", maxDeliveryFailures, err))
 		}
 		a.Metrics.Sent(ch.Provider, telemetry.SendError)
-		return DeliverResult{}, failed(ctx, fmt.Errorf("send message %s: %w", msgID, err), ids...)
+		return DeliverResult{}, passing(ctx, fmt.Errorf("send message %s: %w", msgID, err), ids...)
 	}
 	a.Metrics.Sent(ch.Provider, telemetry.SendSent)
 	activity.RecordHeartbeat(ctx, sentMark{ExternalID: res.ExternalID, Pause: res.Pause})
