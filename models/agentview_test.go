@@ -180,10 +180,17 @@ func TestAgentChatMessagesCarryTheirOwnAttachments(t *testing.T) {
 	s, ctx := f.s, f.ctx
 	me := f.agent("me", nil, false)
 	chatID := uuid.New()
+	// Every attachment of a message is stored at the same instant: the
+	// provider's order must come back all the same (six: a random order
+	// passes by chance once in 720).
+	var six []domain.AttachmentRef
+	for i := range 6 {
+		six = append(six, domain.AttachmentRef{Kind: "image", RemoteID: fmt.Sprintf("p%d", i), Name: fmt.Sprintf("a%d.png", i), MediaType: "image/png", Size: int64(10 + i)})
+	}
 	files := [][]domain.AttachmentRef{
-		{{Kind: "image", RemoteID: "p1", Name: "one.png", MediaType: "image/png", Size: 10}, {Kind: "file", RemoteID: "p2", Name: "two.pdf", MediaType: "application/pdf", Size: 20}},
+		six,
 		nil,
-		{{Kind: "audio", RemoteID: "p3", Name: "three.ogg", MediaType: "audio/ogg", Size: 30}},
+		{{Kind: "audio", RemoteID: "p9", Name: "three.ogg", MediaType: "audio/ogg", Size: 30}},
 	}
 	for i, atts := range files {
 		_, err := s.Ingest(ctx, models.IngestInput{ChatID: chatID, OpenChat: i == 0, WorkflowID: "wf-files", ChannelID: f.ch.ID,
@@ -218,6 +225,26 @@ func TestAgentChatMessagesCarryTheirOwnAttachments(t *testing.T) {
 			t.Fatalf("message %d: nil attachments (the API must list [])", i)
 		}
 	}
+	// The API's own store (a chat taking its messages from Postgres) keeps
+	// the order too.
+	direct := f.directChat("files-direct")
+	res, err := s.StoreInOpenChat(ctx, f.ch.ID, domain.InboundMessage{ConversationID: "files-direct", SenderID: "cust-files-direct",
+		ExternalID: "m-six", Text: "six files", Attachments: six})
+	f.must(err)
+	if !res.Stored {
+		t.Fatalf("direct store: %+v", res)
+	}
+	dms, err := s.AgentChatMessages(ctx, me, direct, false, 0, 10)
+	f.must(err)
+	if len(dms) != 2 || len(dms[1].Attachments) != len(six) {
+		t.Fatalf("direct chat: %d messages, want 2 with the last holding %d files", len(dms), len(six))
+	}
+	for i, a := range dms[1].Attachments {
+		if a.Name != six[i].Name {
+			t.Fatalf("direct store: attachment %d is %s, want %s", i, a.Name, six[i].Name)
+		}
+	}
+
 	// The cursor and the limit page through the same rows.
 	page, err := s.AgentChatMessages(ctx, me, chatID, false, ms[0].Seq, 1)
 	f.must(err)

@@ -28,7 +28,10 @@ type ClaimResult struct {
 // A chat it does not offer stays waiting for the dispatcher.
 func claimOnOpen(tx *gorm.DB, chatID, queueID uuid.UUID, decide func(RoutingSnapshot) []Offer) (ClaimResult, error) {
 	// Read before the lock, which every opening of the deployment queues on:
-	// the lock holds back no admin's change of a setting anyway.
+	// the lock holds back no admin's change of a setting anyway. A limit
+	// lowered during the wait takes no chat from anyone, as a change just
+	// after the claim would not; one raised is seen by the dispatcher, which
+	// the workflow wakes for a chat left waiting.
 	rs, err := (&Store{db: tx}).GetRoutingSettings(tx.Statement.Context)
 	if err != nil {
 		return ClaimResult{}, err
