@@ -49,7 +49,7 @@ func (c *Client) DeliverInbound(ctx context.Context, channelID, conversationID s
 	_, err := c.tc.SignalWithStartWorkflow(ctx, id, workflows.SignalInbound, m, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: c.taskQueue,
-	}, workflows.ChatWorkflowName, workflows.ChatInput{ChannelID: channelID, ConversationID: conversationID, Release: workflows.CurrentRelease})
+	}, workflows.ChatWorkflowName, workflows.ChatInput{ChannelID: channelID, ConversationID: conversationID})
 	if err != nil {
 		return fmt.Errorf("signal-with-start %s: %w: %w", id, domain.ErrUnavailable, err)
 	}

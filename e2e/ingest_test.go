@@ -32,27 +32,6 @@ func signalsOf(t *testing.T, workflowID, name string) int {
 	return n
 }
 
-// versionEvents counts the version markers and search-attribute upserts in
-// every run of a workflow ID: a chat started with the current release records
-// neither.
-func versionEvents(t *testing.T, workflowID string) (markers, upserts int) {
-	t.Helper()
-	it := temporalClient.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := ev.GetMarkerRecordedEventAttributes(); a != nil && a.MarkerName == "Version" {
-			markers++
-		}
-		if ev.GetUpsertWorkflowSearchAttributesEventAttributes() != nil {
-			upserts++
-		}
-	}
-	return markers, upserts
-}
-
 func (e *env) messageTexts(a agent, chatID string) []string {
 	e.t.Helper()
 	var page api.MessagePage

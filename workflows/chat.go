@@ -79,15 +79,8 @@ func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
 	// Each change builds on the ones before it, so a run that has the newest
 	// has them all: asking only for it saves every new chat two version
 	// markers and two search-attribute upserts (work for Temporal per chat).
-	// A run of an earlier release has no marker for it and asks as it did. A
-	// run started with a release (ChatInput.Release) asks nothing: no marker,
-	// no upsert at all. (A marker an older worker recorded for such a run is
-	// skipped on replay: the SDK lets a GetVersion call go.)
-	if in.Release >= ReleaseClaimOnOpen {
-		c.claim = true
-	} else {
-		c.claim = workflow.GetVersion(ctx, changeClaimOnOpen, workflow.DefaultVersion, 1) == 1
-	}
+	// A run of an earlier release has no marker for it and asks as it did.
+	c.claim = workflow.GetVersion(ctx, changeClaimOnOpen, workflow.DefaultVersion, 1) == 1
 	if c.claim {
 		c.direct = true
 	} else {
@@ -215,7 +208,7 @@ func (c *chat) run(ctx workflow.Context) error {
 			c.drain()
 			if len(c.pending) == 0 && len(c.offers) == 0 && len(c.notices) == 0 && c.s.Status != domain.ChatClosed {
 				state := c.s
-				return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID, Release: CurrentRelease,
+				return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
 					ConversationID: c.in.ConversationID, State: &state, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
 			}
 			continue
@@ -378,7 +371,7 @@ func (c *chat) finish(ctx workflow.Context) error {
 	}
 	c.drain()
 	if len(c.pending) > 0 {
-		return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID, Release: CurrentRelease,
+		return workflow.NewContinueAsNewError(ctx, ChatWorkflow, ChatInput{ChannelID: c.in.ChannelID,
 			ConversationID: c.in.ConversationID, Pending: c.pending, ContinueAsNewAfter: c.in.ContinueAsNewAfter})
 	}
 	return nil

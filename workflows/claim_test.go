@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/omnichat/omnichat/activities"
 	"github.com/omnichat/omnichat/domain"
@@ -65,38 +64,4 @@ func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 	// The opening's own transaction did what the gate step did.
 	h.env.AssertActivityNumberOfCalls(t, "OpenGate", 0)
 	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
-}
-
-// A run started with a release takes that release's behaviour without asking
-// GetVersion: with every change ID answered as the oldest history would, the
-// run started with CurrentRelease still claims an agent in its opening and
-// opens the gate, while a run started without one follows GetVersion into the
-// oldest behaviour.
-func TestRunStartedWithAReleaseAsksNoVersion(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		in    ChatInput
-		claim bool
-	}{{"with the current release", ChatInput{Release: CurrentRelease}, true}, {"without a release", ChatInput{}, false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			var asked activities.IngestRequest
-			h := newHarnessIngest(t, func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
-				asked = r
-				return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: domain.RuleAllAgents}, nil
-			})
-			h.env.OnGetVersion(mock.Anything, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-			h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
-			h.at(time.Second, func() {
-				if asked.Claim != tc.claim || asked.OpenGate != tc.claim {
-					t.Errorf("opening asked to claim %v and open the gate %v, want %v", asked.Claim, asked.OpenGate, tc.claim)
-				}
-				h.update(UpdateAccept, AcceptRequest{AgentID: "alice"})
-			})
-			h.at(time.Minute, func() { h.update(UpdateClose, CloseRequest{AgentID: "alice"}) })
-			start(h, tc.in)
-			if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() != nil {
-				t.Fatalf("workflow: completed=%v err=%v", h.env.IsWorkflowCompleted(), h.env.GetWorkflowError())
-			}
-		})
-	}
 }

@@ -69,26 +69,10 @@ func RoutingWorkflowID(taskQueue string) string {
 	return "routing/" + taskQueue
 }
 
-// Chat releases: the behaviour a chat run was started with, set by whoever
-// starts or continues it. A run started with a release takes that behaviour
-// without asking workflow.GetVersion, whose marker and TemporalChangeVersion
-// search-attribute upsert cost the Temporal server work on every new chat; a
-// run without one (started by an earlier release, or by a worker that does
-// not know the field) asks GetVersion as before.
-const (
-	// ReleaseClaimOnOpen: every change up to changeClaimOnOpen.
-	ReleaseClaimOnOpen = 1
-	// CurrentRelease is what new and continued chats are started with.
-	CurrentRelease = ReleaseClaimOnOpen
-)
-
 // ChatInput starts or continues a chat workflow.
 type ChatInput struct {
 	ChannelID      string
 	ConversationID string
-	// Release is the chat release the run was started with (0: none, ask
-	// GetVersion).
-	Release int `json:",omitempty"`
 	// State is set when the workflow continues as new with the same chat.
 	State *ChatState `json:",omitempty"`
 	// Pending are inbound messages carried over (a message that arrived while
