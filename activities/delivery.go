@@ -104,6 +104,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 		return DeliverResult{}, a.refused(ctx, r.MessageID, perm.Reason)
 	case errors.As(err, &throttled):
 		a.Metrics.Sent(ch.Provider, telemetry.SendThrottled)
+		activity.GetLogger(ctx).Warn("provider throttled the send; retrying when it says", append(ids, "After", throttled.After)...)
 		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
 			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After, Category: temporal.ApplicationErrorCategoryBenign})
 	case err != nil:

@@ -162,7 +162,7 @@ func (s *Store) AgentChatMessages(ctx context.Context, agentID, chatID uuid.UUID
 	err := s.db.WithContext(ctx).Raw(`SELECT m.*, (SELECT json_agg(json_build_object('id', a.id, 'channel_id', a.channel_id,
 			'message_id', a.message_id, 'kind', a.kind, 'remote_id', a.remote_id, 'remote_url', a.remote_url, 'name', a.name,
 			'media_type', a.media_type, 'size', a.size, 'status', a.status, 'fail_reason', a.fail_reason, 'created_at', a.created_at)
-			ORDER BY a.seq) FROM attachments a WHERE a.message_id = m.id) AS attachments_json
+			ORDER BY a.seq, a.id) FROM attachments a WHERE a.message_id = m.id) AS attachments_json
 		FROM messages m
 		WHERE m.chat_id = @chat AND m.seq > @after AND EXISTS (SELECT 1 FROM chats c WHERE c.id = @chat AND `+agentSeesSQL+`)
 		ORDER BY m.seq LIMIT @limit`,

@@ -77,7 +77,7 @@ func (s *Store) MessageAttachments(ctx context.Context, messageIDs []uuid.UUID) 
 	if len(messageIDs) == 0 {
 		return as, nil
 	}
-	err := s.db.WithContext(ctx).Omit("content").Where("message_id IN ?", messageIDs).Order("created_at, seq").Find(&as).Error
+	err := s.db.WithContext(ctx).Omit("content").Where("message_id IN ?", messageIDs).Order("created_at, seq, id").Find(&as).Error
 	return as, err
 }
 

@@ -190,7 +190,7 @@ func ingestSeen(tx *gorm.DB, in IngestInput, existing uuid.UUID, res *IngestResu
 	}
 	// An earlier attempt of this call committed: report what it did.
 	if err := tx.Raw(`SELECT a.id FROM attachments a JOIN messages m ON m.id = a.message_id
-		WHERE m.channel_id = ? AND m.direction = 'inbound' AND m.external_id = ? AND a.status = 'pending' ORDER BY a.created_at, a.seq`,
+		WHERE m.channel_id = ? AND m.direction = 'inbound' AND m.external_id = ? AND a.status = 'pending' ORDER BY a.created_at, a.seq, a.id`,
 		in.ChannelID, in.Message.ExternalID).Scan(&res.Attachments).Error; err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func (s *Store) CustomerWaiting(ctx context.Context, chatID uuid.UUID) (bool, er
 func (s *Store) PendingChatAttachments(ctx context.Context, chatID uuid.UUID) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := s.db.WithContext(ctx).Raw(`SELECT a.id FROM attachments a JOIN messages m ON m.id = a.message_id
-		WHERE m.chat_id = ? AND m.direction = 'inbound' AND a.status = ? ORDER BY a.created_at, a.seq`, chatID, domain.AttachmentPending).
+		WHERE m.chat_id = ? AND m.direction = 'inbound' AND a.status = ? ORDER BY a.created_at, a.seq, a.id`, chatID, domain.AttachmentPending).
 		Scan(&ids).Error
 	return ids, markUnavailable(err)
 }
