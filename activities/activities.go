@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -54,14 +55,15 @@ func failed(ctx context.Context, err error, ids ...any) error {
 	return temporalError(err)
 }
 
-// passing logs a provider's failure that a later attempt may overcome, then
+// passing logs a provider's failure that a later attempt may overcome (after
+// retryAfter when the provider says; 0: the retry policy's backoff), then
 // returns it retryable and benign: it is counted (omnichat_sends) and logged
 // here once, as a warning, and the SDK does not log every attempt again as an
 // error. The attempt that gives up fails for good, and that is an error.
-func passing(ctx context.Context, err error, ids ...any) error {
-	activity.GetLogger(ctx).Warn("provider failed; retrying", append(ids, "Error", err)...)
-	return temporal.NewApplicationErrorWithOptions(err.Error(), "ProviderFailed",
-		temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, Cause: err})
+func passing(ctx context.Context, kind string, err error, retryAfter time.Duration, ids ...any) error {
+	activity.GetLogger(ctx).Warn("provider failed; retrying", append(ids, "Kind", kind, "Error", err)...)
+	return temporal.NewApplicationErrorWithOptions(err.Error(), kind,
+		temporal.ApplicationErrorOptions{Category: temporal.ApplicationErrorCategoryBenign, NextRetryDelay: retryAfter, Cause: err})
 }
 
 func parseID(field, s string) (uuid.UUID, error) {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/omnichat/omnichat/channels"
 	"github.com/omnichat/omnichat/service"
@@ -104,9 +103,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 		return DeliverResult{}, a.refused(ctx, r.MessageID, perm.Reason)
 	case errors.As(err, &throttled):
 		a.Metrics.Sent(ch.Provider, telemetry.SendThrottled)
-		activity.GetLogger(ctx).Warn("provider throttled the send; retrying when it says", append(ids, "After", throttled.After)...)
-		return DeliverResult{}, temporal.NewApplicationErrorWithOptions(throttled.Error(), "Throttled",
-			temporal.ApplicationErrorOptions{NextRetryDelay: throttled.After, Category: temporal.ApplicationErrorCategoryBenign})
+		return DeliverResult{}, passing(ctx, "Throttled", throttled, throttled.After, ids...)
 	case err != nil:
 		exhausted, dbErr := a.Channels.ProviderFailed(ctx, "deliver:"+r.MessageID, maxDeliveryFailures, err)
 		if dbErr != nil {
@@ -117,7 +114,7 @@ func (a *Delivery) Deliver(ctx context.Context, r DeliverRequest) (DeliverResult
 			return DeliverResult{}, a.refused(ctx, r.MessageID, fmt.Sprintf("not delivered after %d attempts: %v", maxDeliveryFailures, err))
 		}
 		a.Metrics.Sent(ch.Provider, telemetry.SendError)
-		return DeliverResult{}, passing(ctx, fmt.Errorf("send message %s: %w", msgID, err), ids...)
+		return DeliverResult{}, passing(ctx, "ProviderFailed", fmt.Errorf("send message %s: %w", msgID, err), 0, ids...)
 	}
 	a.Metrics.Sent(ch.Provider, telemetry.SendSent)
 	activity.RecordHeartbeat(ctx, sentMark{ExternalID: res.ExternalID, Pause: res.Pause})

@@ -159,10 +159,12 @@ func (s *Store) AgentChatMessages(ctx context.Context, agentID, chatID uuid.UUID
 		Message
 		AttachmentsJSON []byte
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT m.*, (SELECT json_agg(json_build_object('id', a.id, 'channel_id', a.channel_id,
-			'message_id', a.message_id, 'kind', a.kind, 'remote_id', a.remote_id, 'remote_url', a.remote_url, 'name', a.name,
-			'media_type', a.media_type, 'size', a.size, 'status', a.status, 'fail_reason', a.fail_reason, 'created_at', a.created_at)
-			ORDER BY a.seq, a.id) FROM attachments a WHERE a.message_id = m.id) AS attachments_json
+	// The attachments' keys are Attachment's field names, so they decode
+	// straight into it; its content is left out.
+	err := s.db.WithContext(ctx).Raw(`SELECT m.*, (SELECT json_agg(json_build_object('ID', a.id, 'ChannelID', a.channel_id,
+			'MessageID', a.message_id, 'Kind', a.kind, 'RemoteID', a.remote_id, 'RemoteURL', a.remote_url, 'Name', a.name,
+			'MediaType', a.media_type, 'Size', a.size, 'Status', a.status, 'FailReason', a.fail_reason, 'CreatedAt', a.created_at)
+			ORDER BY a.created_at, a.seq, a.id) FROM attachments a WHERE a.message_id = m.id) AS attachments_json
 		FROM messages m
 		WHERE m.chat_id = @chat AND m.seq > @after AND EXISTS (SELECT 1 FROM chats c WHERE c.id = @chat AND `+agentSeesSQL+`)
 		ORDER BY m.seq LIMIT @limit`,
@@ -179,33 +181,11 @@ func (s *Store) AgentChatMessages(ctx context.Context, agentID, chatID uuid.UUID
 		if len(r.AttachmentsJSON) == 0 {
 			continue
 		}
-		var atts []attachmentJSON
-		if err := json.Unmarshal(r.AttachmentsJSON, &atts); err != nil {
+		if err := json.Unmarshal(r.AttachmentsJSON, &out[i].Attachments); err != nil {
 			return nil, fmt.Errorf("attachments of message %s: %w", r.ID, err)
-		}
-		for _, a := range atts {
-			out[i].Attachments = append(out[i].Attachments, Attachment{ID: a.ID, ChannelID: a.ChannelID, MessageID: a.MessageID,
-				Kind: a.Kind, RemoteID: a.RemoteID, RemoteURL: a.RemoteURL, Name: a.Name, MediaType: a.MediaType, Size: a.Size,
-				Status: a.Status, FailReason: a.FailReason, CreatedAt: a.CreatedAt})
 		}
 	}
 	return out, nil
-}
-
-// attachmentJSON is an attachment as AgentChatMessages's query encodes it.
-type attachmentJSON struct {
-	ID         uuid.UUID  `json:"id"`
-	ChannelID  uuid.UUID  `json:"channel_id"`
-	MessageID  *uuid.UUID `json:"message_id"`
-	Kind       string     `json:"kind"`
-	RemoteID   string     `json:"remote_id"`
-	RemoteURL  string     `json:"remote_url"`
-	Name       string     `json:"name"`
-	MediaType  string     `json:"media_type"`
-	Size       int64      `json:"size"`
-	Status     string     `json:"status"`
-	FailReason *string    `json:"fail_reason"`
-	CreatedAt  time.Time  `json:"created_at"`
 }
 
 // MarkRead marks every message of a chat as read by its agent, when agentID

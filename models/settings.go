@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/omnichat/omnichat/domain"
-	"gorm.io/gorm"
 )
 
 // System setting codes.
@@ -97,19 +95,28 @@ var hostPattern = regexp.MustCompile(`^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[?[0-9a-f:.]
 
 // GetSetting returns a setting's stored value or its default.
 func (s *Store) GetSetting(ctx context.Context, code string) (string, error) {
-	def, ok := SettingDefByCode(code)
-	if !ok {
-		return "", fmt.Errorf("setting %s: %w", code, domain.ErrNotFound)
+	vals, err := s.getSettings(ctx, code)
+	return vals[code], err
+}
+
+// getSettings reads settings in one query, each its stored value or its default.
+func (s *Store) getSettings(ctx context.Context, codes ...string) (map[string]string, error) {
+	vals := make(map[string]string, len(codes))
+	for _, code := range codes {
+		def, ok := SettingDefByCode(code)
+		if !ok {
+			return nil, fmt.Errorf("setting %s: %w", code, domain.ErrNotFound)
+		}
+		vals[code] = def.Default
 	}
-	var st Setting
-	err := s.db.WithContext(ctx).First(&st, "code = ?", code).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return def.Default, nil
+	var rows []Setting
+	if err := s.db.WithContext(ctx).Where("code IN ?", codes).Find(&rows).Error; err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return "", err
+	for _, r := range rows {
+		vals[r.Code] = r.Value
 	}
-	return st.Value, nil
+	return vals, nil
 }
 
 // SetSetting stores a validated setting value.
@@ -162,19 +169,10 @@ type RoutingSettings struct {
 // query: routing reads them on every pass and every claim.
 func (s *Store) GetRoutingSettings(ctx context.Context) (RoutingSettings, error) {
 	var rs RoutingSettings
-	vals := map[string]string{}
-	for _, code := range []string{SettingSimultaneousChats, SettingAcceptTimeout} {
-		def, _ := SettingDefByCode(code)
-		vals[code] = def.Default
-	}
-	var rows []Setting
-	if err := s.db.WithContext(ctx).Where("code IN ?", []string{SettingSimultaneousChats, SettingAcceptTimeout}).Find(&rows).Error; err != nil {
+	vals, err := s.getSettings(ctx, SettingSimultaneousChats, SettingAcceptTimeout)
+	if err != nil {
 		return rs, err
 	}
-	for _, r := range rows {
-		vals[r.Code] = r.Value
-	}
-	var err error
 	if rs.SimultaneousChats, err = strconv.Atoi(vals[SettingSimultaneousChats]); err != nil {
 		return rs, fmt.Errorf("setting %s: %w", SettingSimultaneousChats, err)
 	}
