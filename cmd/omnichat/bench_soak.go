@@ -26,6 +26,7 @@ type soakFlags struct {
 	chats, concurrency, agents int
 	openFor, acceptTimeout     time.Duration
 	completion, settle, sample time.Duration
+	waitFor                    time.Duration
 	acceptEvery                int
 	workerPID                  int
 	rate                       float64
@@ -51,6 +52,7 @@ func runBenchSoak(ctx context.Context, args []string) error {
 	fs.IntVar(&f.acceptEvery, "accept-every", 10, "accept and answer every n-th offered chat, which arms its completion timer")
 	fs.DurationVar(&f.settle, "settle", 2*time.Minute, "how long after the last deadline to wait for timers still due")
 	fs.DurationVar(&f.sample, "sample", 5*time.Second, "RSS sampling interval")
+	fs.DurationVar(&f.waitFor, "wait-for", 0, "after the opening, wait at most this long for timers, then report (0: until every timer has fired, plus -settle); timers not yet due are left out, overdue ones are counted")
 	fs.IntVar(&f.workerPID, "worker-pid", 0, "PID of the running worker to watch; 0 starts \"omnichat worker\" with this environment")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `omnichat bench soak: open many chats on one worker process, with their
@@ -58,7 +60,9 @@ accept and completion timers armed to fire inside the run, and print the time
 to open them, the worker's RSS (VmRSS) over time and the timers' lateness.
 Needs a running API (omnichat serve); the worker is started by the bench, as a
 separate process, unless -worker-pid names one. Timers fire once the opening
-ends plus the timeouts, so the run lasts about -open-for + -accept-timeout + -settle.
+ends plus the timeouts, so the run lasts about -open-for + -accept-timeout + -settle,
+or -open-for + -wait-for when that is shorter: with an accept timeout a little
+longer than the opening, the timers fire while every chat is open.
 
 Flags:`)
 		fs.PrintDefaults()
@@ -140,8 +144,12 @@ Flags:`)
 	if f.completion > f.acceptTimeout {
 		last = time.Now().Add(f.completion)
 	}
-	fmt.Printf("wait: for the timers, until every chat's timer has fired or %s\n", last.Add(f.settle).UTC().Format(time.TimeOnly))
-	for time.Now().Before(last.Add(f.settle)) && ctx.Err() == nil {
+	until := last.Add(f.settle)
+	if f.waitFor > 0 && time.Now().Add(f.waitFor).Before(until) {
+		until = time.Now().Add(f.waitFor)
+	}
+	fmt.Printf("wait: for the timers, until every chat's timer has fired or %s\n", until.UTC().Format(time.TimeOnly))
+	for time.Now().Before(until) && ctx.Err() == nil {
 		time.Sleep(5 * time.Second)
 		var due int64
 		if err := store.Raw(ctx, &due, `SELECT count(*) FROM chats WHERE channel_id = ? AND status IN ('offered', 'in_progress')`, s.channel); err != nil {
