@@ -254,7 +254,7 @@ func TestOpenChatsCounterFollowsEveryChange(t *testing.T) {
 	}
 	f.accept(chats[0], holder(chats[0]))
 	check("accept")
-	_, err := f.s.ExpireOffer(f.ctx, chats[1], holder(chats[1]))
+	_, err := f.s.ExpireOffer(f.ctx, chats[1], holder(chats[1]), nil)
 	f.must(err)
 	check("expiry")
 	var back []uuid.UUID // the expiry made its agent inactive
@@ -274,4 +274,136 @@ func TestOpenChatsCounterFollowsEveryChange(t *testing.T) {
 	var gone []uuid.UUID
 	f.must(f.s.Raw(f.ctx, &gone, `WITH m AS (DELETE FROM messages WHERE chat_id = ?) DELETE FROM chats WHERE id = ? RETURNING id`, chats[5], chats[5]))
 	check("a deleted chat")
+}
+
+// expire takes back chat's offer to agent as a workflow of this release does:
+// asking the expiry to offer the chat again.
+func (f *fixture) expire(chat, agent uuid.UUID) models.ExpireResult {
+	f.t.Helper()
+	res, err := f.s.ExpireOffer(f.ctx, chat, agent, service.Decide)
+	f.must(err)
+	return res
+}
+
+func TestExpiryOffersTheChatToAnotherFreeAgent(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.setLimit(1)
+	a := f.agent("a", nil, false)
+	c1, r1 := f.open("c1", 1)
+	if r1.Chat.Status != domain.ChatOffered || *r1.Chat.AgentID != a {
+		t.Fatalf("c1: %+v", r1.Chat)
+	}
+	b := f.agent("b", nil, false)
+
+	res := f.expire(c1, a)
+	if !res.Expired || !res.Claim.Offered || res.Claim.AgentID != b || res.Claim.AcceptTimeout <= 0 || res.Claim.OfferedAt.IsZero() {
+		t.Fatalf("want a's offer taken back and c1 offered to the free agent b, got %+v", res)
+	}
+	if u, _ := f.s.GetUser(f.ctx, a); u.Status != domain.AgentInactive {
+		t.Fatalf("a let the offer expire and must be inactive, is %s", u.Status)
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE id = ? AND status = 'offered' AND agent_id = ? AND offer_notified`, c1, b); n != 1 {
+		t.Fatal("the new offer is not recorded, or not as told to the workflow")
+	}
+	if n := f.count(`SELECT count(*) FROM events WHERE type = 'chat.offered' AND chat_id = ? AND ? = ANY(agent_ids)`, c1, b); n != 1 {
+		t.Fatalf("want one chat.offered event for b's panel, got %d", n)
+	}
+	// The dispatcher has nothing left to do or to tell.
+	if got := f.assign(); len(got) != 0 {
+		t.Fatalf("dispatcher offered again: %v", got)
+	}
+	missed, err := f.s.UnnotifiedOffers(f.ctx, time.Now().Add(time.Minute), 10)
+	f.must(err)
+	if len(missed) != 0 {
+		t.Fatalf("reclaimed offer listed as untold: %+v", missed)
+	}
+
+	// The expiry again, as after a workflow task lost with its result: it
+	// changes nothing and reports the offer the first run made.
+	again := f.expire(c1, a)
+	if again.Expired || !again.Claim.Offered || again.Claim.AgentID != b || !again.Claim.OfferedAt.Equal(res.Claim.OfferedAt) {
+		t.Fatalf("repeated expiry: want b's offer at %s reported, got %+v", res.Claim.OfferedAt, again)
+	}
+	if n := f.count(`SELECT count(*) FROM events WHERE type = 'chat.offered' AND chat_id = ?`, c1); n != 2 {
+		t.Fatalf("the repeat wrote an offer: %d chat.offered events, want 2 (a, then b)", n)
+	}
+
+	// b lets it expire too, and nobody else is free: the chat waits.
+	last := f.expire(c1, b)
+	if !last.Expired || last.Claim.Offered {
+		t.Fatalf("with no free agent: want expired and not offered, got %+v", last)
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE id = ? AND status = 'waiting' AND agent_id IS NULL`, c1); n != 1 {
+		t.Fatal("c1 does not wait")
+	}
+	var back []uuid.UUID
+	f.must(f.s.Raw(f.ctx, &back, `UPDATE users SET status = 'active' WHERE id = ? RETURNING id`, a))
+	if got := f.assign(); len(got) != 1 || got[c1] != a {
+		t.Fatalf("dispatcher: want c1 offered to a once active again, got %v", got)
+	}
+}
+
+func TestExpiryLeavesTheQueueToTheDispatcherWhileAnotherChatWaits(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.setLimit(1)
+	a := f.agent("a", nil, false)
+	c1, _ := f.open("c1", 1)
+	c2, r2 := f.open("c2", 1)
+	if r2.Chat.Status != domain.ChatWaiting {
+		t.Fatalf("c2 with a full: want waiting, got %+v", r2.Chat)
+	}
+	b := f.agent("b", nil, false)
+	res := f.expire(c1, a)
+	if !res.Expired || res.Claim.Offered {
+		t.Fatalf("c2 waits: the expiry must leave the queue's order to the dispatcher, got %+v", res)
+	}
+	// c1 kept its place: the dispatcher offers it before c2.
+	if got := f.assign(); len(got) != 1 || got[c1] != b {
+		t.Fatalf("dispatcher: want c1 (older) offered to b, got %v (c2 %s)", got, c2)
+	}
+}
+
+func TestExpiriesAtOnceNeverOverAssign(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	f.setLimit(1)
+	a := f.agent("a", nil, false)
+	b := f.agent("b", nil, false)
+	c1, r1 := f.open("c1", 1)
+	c2, r2 := f.open("c2", 1)
+	offered := map[uuid.UUID]uuid.UUID{c1: *r1.Chat.AgentID, c2: *r2.Chat.AgentID}
+	if offered[c1] == offered[c2] {
+		t.Fatalf("limit 1, yet both chats offered to %s", offered[c1])
+	}
+	free := f.agent("c", nil, false)
+	var wg sync.WaitGroup
+	results := make([]models.ExpireResult, 2)
+	errs := make([]error, 2)
+	for i, chat := range []uuid.UUID{c1, c2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = f.s.ExpireOffer(f.ctx, chat, offered[chat], service.Decide)
+		}()
+	}
+	wg.Wait()
+	f.must(errors.Join(errs...))
+	claimed := 0
+	for _, r := range results {
+		if !r.Expired {
+			t.Fatalf("an expiry did not take its offer back: %+v", r)
+		}
+		if r.Claim.Offered {
+			claimed++
+			if r.Claim.AgentID != free {
+				t.Fatalf("offered to %s, who let an offer expire", r.Claim.AgentID)
+			}
+		}
+	}
+	if claimed != 1 {
+		t.Fatalf("one free agent with room for one chat: %d expiries offered to them", claimed)
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE agent_id = ? AND status IN ('offered', 'in_progress')`, free); n != 1 {
+		t.Fatalf("the free agent holds %d chats, limit 1", n)
+	}
+	_, _ = a, b
 }
