@@ -62,7 +62,7 @@ record-histories: temporal ## record a new set of histories for the replay tests
 	@test ! -e workflows/testdata/histories/$(SET) || (echo "workflows/testdata/histories/$(SET) exists; sets are never re-recorded" && exit 2)
 	mkdir -p workflows/testdata/histories/$(SET)
 	TEMPORAL_CLI="$(TEMPORAL)" OMNICHAT_RECORD_HISTORIES="$(CURDIR)/workflows/testdata/histories/$(SET)" \
-		go test -count=1 -run 'Lifecycle|Restart|OfferExpiry|Transfer|Idempotency|TelegramInbound|MessengerHandover|TestAction|CompletionTimeoutRaces' ./e2e
+		go test -count=1 -run 'Lifecycle|Restart|Transfer|Idempotency|TelegramInbound|MessengerHandover|TestAction|CompletionTimeoutRaces' ./e2e
 
 FUZZTIME ?= 30s
 fuzz: ## fuzz every webhook parser for FUZZTIME each

@@ -143,38 +143,14 @@ func (a *Conversation) Accept(ctx context.Context, r ChatAgent) (AcceptResult, e
 	return res, nil
 }
 
-// ExpireRequest names the offer to take back.
-type ExpireRequest struct {
-	ChatID  string
-	AgentID string
-	// Reclaim: offer the chat to another free agent in the same transaction.
-	Reclaim bool `json:",omitempty"`
-}
-
-// ExpireResult says whether the offer was taken back and, asked to reclaim,
-// the chat's offer now: AgentID at OfferedAt, who has AcceptTimeout.
-type ExpireResult struct {
-	Expired       bool
-	AgentID       string        `json:",omitempty"`
-	OfferedAt     time.Time     `json:",omitzero"`
-	AcceptTimeout time.Duration `json:",omitempty"`
-}
-
 // ExpireOffer takes back an unaccepted offer and sets the agent Inactive.
-func (a *Conversation) ExpireOffer(ctx context.Context, r ExpireRequest) (ExpireResult, error) {
-	chatID, agentID, err := ChatAgent{ChatID: r.ChatID, AgentID: r.AgentID}.ids()
+func (a *Conversation) ExpireOffer(ctx context.Context, r ChatAgent) (bool, error) {
+	chatID, agentID, err := r.ids()
 	if err != nil {
-		return ExpireResult{}, err
+		return false, err
 	}
-	res, err := a.Chats.ExpireOffer(ctx, chatID, agentID, r.Reclaim)
-	if err != nil {
-		return ExpireResult{}, failed(ctx, err, "ChatID", r.ChatID, "AgentID", r.AgentID)
-	}
-	out := ExpireResult{Expired: res.Expired}
-	if res.Claim.Offered {
-		out.AgentID, out.OfferedAt, out.AcceptTimeout = res.Claim.AgentID.String(), res.Claim.OfferedAt, res.Claim.AcceptTimeout
-	}
-	return out, nil
+	ok, err := a.Chats.ExpireOffer(ctx, chatID, agentID)
+	return ok, failed(ctx, err, "ChatID", r.ChatID, "AgentID", r.AgentID)
 }
 
 // CloseRequest names a chat (and, to close it, the reason).

@@ -5,20 +5,12 @@ import (
 	"testing"
 	"time"
 
-	historypb "go.temporal.io/api/history/v1"
-
 	"github.com/omnichat/omnichat/domain"
 	"github.com/omnichat/omnichat/models"
 	"github.com/omnichat/omnichat/testenv"
-	"github.com/omnichat/omnichat/workflows"
 )
 
 func (e *env) timersFired(workflowID string) int {
-	return e.historyEvents(workflowID, func(ev *historypb.HistoryEvent) bool { return ev.GetEventType().String() == "TimerFired" })
-}
-
-// historyEvents counts the events of a workflow's latest run that match.
-func (e *env) historyEvents(workflowID string, match func(*historypb.HistoryEvent) bool) int {
 	it := e.Temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	n := 0
 	for it.HasNext() {
@@ -26,7 +18,7 @@ func (e *env) historyEvents(workflowID string, match func(*historypb.HistoryEven
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if match(ev) {
+		if ev.GetEventType().String() == "TimerFired" {
 			n++
 		}
 	}
@@ -80,45 +72,4 @@ func TestWorkerRestartKeepsTimersAndMessages(t *testing.T) {
 	if n := e.timersFired("chat/" + ch + "/b"); n != 1 {
 		t.Fatalf("accept timer of chat b fired %d times, want 1", n)
 	}
-}
-
-// An offer that expires goes to the next free agent in the expiry's own
-// step: the chat's history holds the accept timer and no offer signal.
-func TestOfferExpiryOffersTheChatToTheNextFreeAgent(t *testing.T) {
-	e := newEnv(t)
-	alice, bob := e.agent("alice"), e.agent("bob")
-	q := e.queue("Support", domain.RuleAvailableAgent, 0, alice, bob)
-	ch := e.channel(q)
-	e.setting(models.SettingAcceptTimeout, "0.05")
-	e.activate(alice)
-
-	e.must(200, e.inbound(ch, "x", "x-1", "hello"), "inbound")
-	chat := e.waitOffer(alice)
-	// Bob gets a minute once the offer comes to him; alice's 3 s are armed.
-	e.setting(models.SettingAcceptTimeout, "1")
-	e.activate(bob)
-	offered := e.waitOffer(bob)
-	if offered.ID != chat.ID {
-		t.Fatalf("bob was offered %s, want the chat alice let expire (%s)", offered.ID, chat.ID)
-	}
-	u, err := e.Store.GetUser(context.Background(), mustUUID(t, alice.ID))
-	if err != nil || u.Status != domain.AgentInactive {
-		t.Fatalf("alice let the offer expire: want inactive, got %+v %v", u.Status, err)
-	}
-	e.must(200, e.Do("POST", "/api/v1/chats/"+chat.ID.String()+"/accept", bob.Token, nil), "bob accepts")
-	e.must(200, e.Do("POST", "/api/v1/chats/"+chat.ID.String()+"/close", bob.Token, nil), "bob closes")
-	wf := "chat/" + ch + "/x"
-	testenv.Eventually(t, 15*time.Second, "the chat's workflow completes", func() bool {
-		d, err := e.Temporal.DescribeWorkflowExecution(context.Background(), wf, "")
-		return err == nil && d.GetWorkflowExecutionInfo().GetStatus().String() == "Completed"
-	})
-	if n := e.timersFired(wf); n != 1 {
-		t.Fatalf("accept timers fired: %d, want alice's one", n)
-	}
-	if n := e.historyEvents(wf, func(ev *historypb.HistoryEvent) bool {
-		return ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.SignalOffer
-	}); n != 0 {
-		t.Fatalf("the chat was told of an offer by %d signals, want none: the expiry offers it itself", n)
-	}
-	e.recordHistory("chat-offer-reclaimed", wf)
 }

@@ -322,66 +322,25 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) (AcceptOu
 	return out, err
 }
 
-// ExpireResult says what ExpireOffer did.
-type ExpireResult struct {
-	// Expired: the offer was taken back by this call.
-	Expired bool
-	// Claim: the chat is offered again, to Claim.AgentID (asked with reclaim).
-	Claim ClaimResult
-}
-
 // ExpireOffer takes back an offer the agent did not accept in time and makes
 // the agent Inactive. The chat keeps its place among the waiting chats.
-// With reclaim, the same transaction offers the chat to another free agent
-// of its queue when no other chat of the queue waits (as an opening does),
-// so the expiry needs no dispatcher pass and no offer signal. Expired is
-// false when the offer was no longer pending; with reclaim the result then
-// still tells the chat's current offer, so an expiry repeated after its
-// first run's result was lost learns what that run did.
-func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, reclaim func(RoutingSnapshot) []Offer) (ExpireResult, error) {
-	var out ExpireResult
-	var rs RoutingSettings
-	if reclaim != nil {
-		// Read before the lock, as an opening does (see claimOnOpen).
-		var err error
-		if rs, err = s.GetRoutingSettings(ctx); err != nil {
-			return out, err
-		}
-	}
+// It reports false when the offer was no longer pending.
+func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (bool, error) {
+	expired := false
 	err := s.withRoutingLock(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Chat{}).Where("id = ? AND status = ? AND agent_id = ?", chatID, domain.ChatOffered, agentID).
 			Updates(map[string]any{"status": domain.ChatWaiting, "agent_id": nil, "offered_at": nil})
-		if res.Error != nil {
+		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
-		if res.RowsAffected > 0 {
-			out.Expired = true
-			// Read by the users trigger: the agent's status event says why.
-			if err := tx.Exec(`SELECT set_config('omnichat.status_reason', 'offer_expired', true)`).Error; err != nil {
-				return err
-			}
-			if err := tx.Model(&User{}).Where("id = ?", agentID).Updates(map[string]any{"status": domain.AgentInactive, "updated_at": time.Now().UTC()}).Error; err != nil {
-				return err
-			}
-		}
-		if reclaim == nil {
-			return nil
-		}
-		info, err := chatInfo(tx, chatID)
-		if err != nil {
+		expired = true
+		// Read by the users trigger: the agent's status event says why.
+		if err := tx.Exec(`SELECT set_config('omnichat.status_reason', 'offer_expired', true)`).Error; err != nil {
 			return err
 		}
-		switch {
-		case info.Status == domain.ChatOffered && info.AgentID != nil && info.OfferedAt != nil:
-			out.Claim = ClaimResult{Offered: true, AgentID: *info.AgentID, OfferedAt: *info.OfferedAt, AcceptTimeout: rs.AcceptTimeout}
-			return nil
-		case !out.Expired || info.Status != domain.ChatWaiting || info.RoutingRule != domain.RuleAvailableAgent:
-			return nil
-		}
-		out.Claim, err = claimFree(tx, chatID, info.QueueID, rs, reclaim)
-		return err
+		return tx.Model(&User{}).Where("id = ?", agentID).Updates(map[string]any{"status": domain.AgentInactive, "updated_at": time.Now().UTC()}).Error
 	})
-	return out, err
+	return expired, err
 }
 
 // CloseChat closes a chat with a reason; closing a closed chat is a no-op.

@@ -39,12 +39,6 @@ func claimOnOpen(tx *gorm.DB, chatID, queueID uuid.UUID, decide func(RoutingSnap
 	if err := lockRouting(tx); err != nil {
 		return ClaimResult{}, err
 	}
-	return claimFree(tx, chatID, queueID, rs, decide)
-}
-
-// claimFree offers a waiting chat to a free agent of its queue when no other
-// chat of the queue waits. tx holds the routing lock.
-func claimFree(tx *gorm.DB, chatID, queueID uuid.UUID, rs RoutingSettings, decide func(RoutingSnapshot) []Offer) (ClaimResult, error) {
 	snap := RoutingSnapshot{Limit: rs.SimultaneousChats, Accept: rs.AcceptTimeout,
 		Waiting: []WaitingChat{{ID: chatID, QueueID: queueID}}}
 	var rows []struct {

@@ -44,28 +44,18 @@ func (c *Chats) RecordAccept(ctx context.Context, chatID, agentID uuid.UUID) (mo
 }
 
 // ExpireOffer takes back an offer the agent did not accept in time and makes
-// the agent Inactive; the chat keeps its place among the waiting chats. With
-// reclaim, the chat is offered to another free agent in the same transaction
-// when its queue has no other waiting chat (see models.Store.ExpireOffer).
-func (c *Chats) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, reclaim bool) (models.ExpireResult, error) {
-	var decide func(models.RoutingSnapshot) []models.Offer
-	if reclaim {
-		decide = Decide
-	}
-	var res models.ExpireResult
+// the agent Inactive; the chat keeps its place among the waiting chats.
+func (c *Chats) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (bool, error) {
+	var expired bool
 	err := wakeRoutingAfter(ctx, c.store, func(tx *models.Store) (bool, error) {
 		var err error
-		res, err = tx.ExpireOffer(ctx, chatID, agentID, decide)
-		// A chat left waiting is the dispatcher's.
-		return res.Expired && !res.Claim.Offered, err
+		expired, err = tx.ExpireOffer(ctx, chatID, agentID)
+		return expired, err
 	})
-	if err == nil && res.Expired {
+	if err == nil && expired {
 		c.metrics.OfferExpired()
-		if res.Claim.Offered {
-			c.metrics.Offered(1) // claimed by the expiry
-		}
 	}
-	return res, err
+	return expired, err
 }
 
 // RecordClose closes a chat; its agent's capacity frees.

@@ -32,10 +32,6 @@ const (
 	// its queue's chats waits, so a new chat needs no gate step, dispatcher
 	// pass or offer signal.
 	changeClaimOnOpen = "claim-on-open"
-	// changeReclaimOnExpiry: the transaction that takes back an expired offer
-	// also offers the chat to another free agent when none of its queue's
-	// chats waits, so an expiry needs no dispatcher pass or offer signal.
-	changeReclaimOnExpiry = "reclaim-on-expiry"
 )
 
 // chat is the running state of one ChatWorkflow run. Everything that must
@@ -62,8 +58,6 @@ type chat struct {
 	legacyKicks bool
 	// claim: the run started after changeClaimOnOpen.
 	claim bool
-	// reclaim: the run started after changeReclaimOnExpiry.
-	reclaim bool
 
 	// Activity groups, for typed references only (never called directly).
 	conv     *activities.Conversation
@@ -86,12 +80,7 @@ func ChatWorkflow(ctx workflow.Context, in ChatInput) error {
 	// has them all: asking only for it saves every new chat two version
 	// markers and two search-attribute upserts (work for Temporal per chat).
 	// A run of an earlier release has no marker for it and asks as it did.
-	c.reclaim = workflow.GetVersion(ctx, changeReclaimOnExpiry, workflow.DefaultVersion, 1) == 1
-	if c.reclaim {
-		c.claim = true
-	} else {
-		c.claim = workflow.GetVersion(ctx, changeClaimOnOpen, workflow.DefaultVersion, 1) == 1
-	}
+	c.claim = workflow.GetVersion(ctx, changeClaimOnOpen, workflow.DefaultVersion, 1) == 1
 	if c.claim {
 		c.direct = true
 	} else {

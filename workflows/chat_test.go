@@ -105,12 +105,9 @@ func start(h *harness, in ChatInput) {
 func TestAcceptTimeoutOffersNextAgent(t *testing.T) {
 	h := newHarness(t, domain.RuleAvailableAgent, 0)
 	var expired []string
-	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (activities.ExpireResult, error) {
-		if !r.Reclaim {
-			t.Error("the expiry was not asked to offer the chat again")
-		}
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
 		expired = append(expired, r.AgentID)
-		return activities.ExpireResult{Expired: true}, nil // nobody free: the dispatcher offers it
+		return true, nil
 	})
 	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
 	h.at(time.Second, func() {

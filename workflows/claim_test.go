@@ -24,9 +24,9 @@ func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 			GateOpened: true}, nil
 	})
 	var expired []string
-	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (activities.ExpireResult, error) {
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
 		expired = append(expired, r.AgentID)
-		return activities.ExpireResult{Expired: true}, nil
+		return true, nil
 	})
 	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
 	h.at(time.Second, func() {
@@ -63,58 +63,5 @@ func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 	}
 	// The opening's own transaction did what the gate step did.
 	h.env.AssertActivityNumberOfCalls(t, "OpenGate", 0)
-	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
-}
-
-// An expiry that offered the chat to another free agent in its own
-// transaction needs no offer signal: the new agent's accept timer runs from
-// when the expiry recorded the offer, and expires on time in turn.
-func TestExpiryThatOfferedAgainArmsTheNewAcceptTimer(t *testing.T) {
-	var h *harness
-	h = newHarnessIngest(t, func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
-		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: domain.RuleAvailableAgent,
-			Status: domain.ChatOffered, AgentID: "alice", OfferedAt: h.env.Now(), AcceptTimeout: 5 * time.Minute, GateOpened: true}, nil
-	})
-	var expired []activities.ExpireRequest
-	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (activities.ExpireResult, error) {
-		expired = append(expired, r)
-		if r.AgentID == "alice" {
-			// Recorded a moment before the workflow learns of it.
-			return activities.ExpireResult{Expired: true, AgentID: "bob", OfferedAt: h.env.Now().Add(-10 * time.Second), AcceptTimeout: 5 * time.Minute}, nil
-		}
-		return activities.ExpireResult{Expired: true}, nil
-	})
-	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
-	h.at(5*time.Minute+time.Second, func() {
-		if len(expired) != 1 || !expired[0].Reclaim {
-			t.Errorf("want alice's offer expired, asked to offer again: %+v", expired)
-		}
-		if s := h.state(); s.Status != domain.ChatOffered || s.AgentID != "bob" {
-			t.Errorf("after the expiry: want offered to bob, got %s %q", s.Status, s.AgentID)
-		}
-	})
-	h.at(10*time.Minute-12*time.Second, func() {
-		if len(expired) != 1 {
-			t.Errorf("bob's offer expired before its deadline: %+v", expired)
-		}
-	})
-	h.at(10*time.Minute-8*time.Second, func() {
-		if len(expired) != 2 || expired[1].AgentID != "bob" {
-			t.Errorf("want bob's offer expired 5 minutes after the expiry recorded it, got %+v", expired)
-		}
-		if s := h.state(); s.Status != domain.ChatWaiting || s.AgentID != "" {
-			t.Errorf("after bob's expiry, nobody free: want waiting, got %s %q", s.Status, s.AgentID)
-		}
-		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "carol", AcceptTimeout: 5 * time.Minute})
-	})
-	h.at(11*time.Minute, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "carol"}) })
-	h.at(12*time.Minute, func() { h.update(UpdateClose, CloseRequest{AgentID: "carol"}) })
-	start(h, ChatInput{})
-	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() != nil {
-		t.Fatalf("workflow: completed=%v err=%v", h.env.IsWorkflowCompleted(), h.env.GetWorkflowError())
-	}
-	if len(expired) != 2 {
-		t.Fatalf("ExpireOffer calls: %+v, want alice then bob", expired)
-	}
 	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
 }

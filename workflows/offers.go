@@ -43,20 +43,13 @@ func (c *chat) onOffer(ctx workflow.Context, o Offer) {
 	c.s.OfferDeadline = from.Add(o.AcceptTimeout)
 }
 
-// expireOffer runs when the offered agent did not accept in time. A run
-// after changeReclaimOnExpiry learns the chat's next offer from the expiry
-// itself, which offers it to another free agent in its transaction.
+// expireOffer runs when the offered agent did not accept in time.
 func (c *chat) expireOffer(ctx workflow.Context) error {
 	if c.s.Status != domain.ChatOffered || workflow.Now(ctx).Before(c.s.OfferDeadline) {
 		return nil
 	}
-	req := activities.ExpireRequest{ChatID: c.s.ChatID, AgentID: c.s.AgentID, Reclaim: c.reclaim}
-	var res activities.ExpireResult
-	var out any // runs of earlier releases did not read the result
-	if c.reclaim {
-		out = &res
-	}
-	if err := db(ctx, c.conv.ExpireOffer, req, out); err != nil {
+	err := db(ctx, c.conv.ExpireOffer, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}, nil)
+	if err != nil {
 		if cancelled(err) {
 			return err
 		}
@@ -65,11 +58,6 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 		c.logger.Error("offer expiry refused by the store", "AgentID", c.s.AgentID, "Error", err)
 	}
 	c.s.Status, c.s.AgentID, c.s.OfferDeadline = domain.ChatWaiting, "", time.Time{}
-	if res.AgentID != "" {
-		// Offered again by the expiry: the new agent's time runs from then.
-		c.onOffer(ctx, Offer{ChatID: c.s.ChatID, AgentID: res.AgentID, AcceptTimeout: res.AcceptTimeout, OfferedAt: res.OfferedAt})
-		return nil
-	}
 	c.kick(ctx)
 	return nil
 }

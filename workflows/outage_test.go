@@ -61,8 +61,8 @@ func (c *conversation) OpenGate(context.Context, activities.OpenGateRequest) (bo
 	return true, nil
 }
 
-func (c *conversation) ExpireOffer(ctx context.Context, _ activities.ExpireRequest) (activities.ExpireResult, error) {
-	return activities.ExpireResult{Expired: true}, c.down(convOf(ctx) + "/expire")
+func (c *conversation) ExpireOffer(ctx context.Context, _ activities.ChatAgent) (bool, error) {
+	return true, c.down(convOf(ctx) + "/expire")
 }
 
 // A database that is away far longer than a local activity's single attempt
