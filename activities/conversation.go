@@ -143,13 +143,21 @@ func (a *Conversation) Accept(ctx context.Context, r ChatAgent) (AcceptResult, e
 	return res, nil
 }
 
+// ExpireRequest names the offer to take back: the chat's offer to the agent
+// made at OfferedAt (zero: whenever it was made).
+type ExpireRequest struct {
+	ChatID    string
+	AgentID   string
+	OfferedAt time.Time `json:",omitzero"`
+}
+
 // ExpireOffer takes back an unaccepted offer and sets the agent Inactive.
-func (a *Conversation) ExpireOffer(ctx context.Context, r ChatAgent) (bool, error) {
-	chatID, agentID, err := r.ids()
+func (a *Conversation) ExpireOffer(ctx context.Context, r ExpireRequest) (bool, error) {
+	chatID, agentID, err := ChatAgent{ChatID: r.ChatID, AgentID: r.AgentID}.ids()
 	if err != nil {
 		return false, err
 	}
-	ok, err := a.Chats.ExpireOffer(ctx, chatID, agentID)
+	ok, err := a.Chats.ExpireOffer(ctx, chatID, agentID, r.OfferedAt)
 	return ok, failed(ctx, err, "ChatID", r.ChatID, "AgentID", r.AgentID)
 }
 

@@ -583,7 +583,7 @@ func TestEventsAgentStatusSaysWhy(t *testing.T) {
 	}
 	chat := f.chat(f.queue, "offered", &agent)
 	s.nextOf("chat.offered", chat, 10*time.Second)
-	if ok, err := f.store.ExpireOffer(f.ctx, uuid.MustParse(chat), agent); err != nil || !ok {
+	if ok, err := f.store.ExpireOffer(f.ctx, uuid.MustParse(chat), agent, time.Time{}); err != nil || !ok {
 		t.Fatalf("expire offer: %v %v", ok, err)
 	}
 	w := s.next(10 * time.Second)

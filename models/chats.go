@@ -324,12 +324,21 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) (AcceptOu
 
 // ExpireOffer takes back an offer the agent did not accept in time and makes
 // the agent Inactive. The chat keeps its place among the waiting chats.
-// It reports false when the offer was no longer pending.
-func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (bool, error) {
+// offeredAt names the offer (zero: the chat's offer to the agent, whenever
+// made): a repeated expiry, whose first run committed before its workflow
+// task was lost, must not take back a later offer of the chat to the same
+// agent. It reports false when the offer was no longer pending.
+func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, offeredAt time.Time) (bool, error) {
 	expired := false
 	err := s.withRoutingLock(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Chat{}).Where("id = ? AND status = ? AND agent_id = ?", chatID, domain.ChatOffered, agentID).
-			Updates(map[string]any{"status": domain.ChatWaiting, "agent_id": nil, "offered_at": nil})
+		q := tx.Model(&Chat{}).Where("id = ? AND status = ? AND agent_id = ?", chatID, domain.ChatOffered, agentID)
+		if !offeredAt.IsZero() {
+			// Postgres keeps microseconds, rounded: a millisecond's slack
+			// matches the offer named; a later one follows the expiry, the
+			// agent's return and a dispatcher pass.
+			q = q.Where("offered_at <= ?", offeredAt.Add(time.Millisecond))
+		}
+		res := q.Updates(map[string]any{"status": domain.ChatWaiting, "agent_id": nil, "offered_at": nil})
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}

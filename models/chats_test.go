@@ -105,7 +105,7 @@ func TestDispatcherOrderCapacityAndExpiry(t *testing.T) {
 	}
 
 	// The old agent lets the offer expire: inactive, and c1 keeps its place ahead of c3.
-	expired, err := f.s.ExpireOffer(f.ctx, c1, oldAgent)
+	expired, err := f.s.ExpireOffer(f.ctx, c1, oldAgent, time.Time{})
 	f.must(err)
 	if !expired {
 		t.Fatal("offer should have expired")

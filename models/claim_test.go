@@ -254,7 +254,7 @@ func TestOpenChatsCounterFollowsEveryChange(t *testing.T) {
 	}
 	f.accept(chats[0], holder(chats[0]))
 	check("accept")
-	_, err := f.s.ExpireOffer(f.ctx, chats[1], holder(chats[1]))
+	_, err := f.s.ExpireOffer(f.ctx, chats[1], holder(chats[1]), time.Time{})
 	f.must(err)
 	check("expiry")
 	var back []uuid.UUID // the expiry made its agent inactive
@@ -274,4 +274,37 @@ func TestOpenChatsCounterFollowsEveryChange(t *testing.T) {
 	var gone []uuid.UUID
 	f.must(f.s.Raw(f.ctx, &gone, `WITH m AS (DELETE FROM messages WHERE chat_id = ?) DELETE FROM chats WHERE id = ? RETURNING id`, chats[5], chats[5]))
 	check("a deleted chat")
+}
+
+// An expiry repeated after its workflow task was lost (its first run had
+// committed) must not take back a later offer of the chat to the same agent,
+// made once the agent was back: it names the offer it expires.
+func TestRepeatedExpiryLeavesALaterOfferToTheSameAgent(t *testing.T) {
+	f := newFixture(t, domain.RuleAvailableAgent)
+	a := f.agent("a", nil, false)
+	chat, r := f.open("c1", 1)
+	if r.Chat.Status != domain.ChatOffered || *r.Chat.AgentID != a {
+		t.Fatalf("c1: %+v", r.Chat)
+	}
+	first := *r.Chat.OfferedAt
+	expired, err := f.s.ExpireOffer(f.ctx, chat, a, first)
+	f.must(err)
+	if !expired {
+		t.Fatal("the offer named by its time was not taken back")
+	}
+	f.must(f.s.SetAgentStatus(f.ctx, a, domain.AgentActive))
+	if got := f.assign(); got[chat] != a {
+		t.Fatalf("dispatcher: want c1 offered to a again, got %v", got)
+	}
+	again, err := f.s.ExpireOffer(f.ctx, chat, a, first)
+	f.must(err)
+	if again {
+		t.Fatal("the repeated expiry took back the later offer")
+	}
+	if n := f.count(`SELECT count(*) FROM chats WHERE id = ? AND status = 'offered' AND agent_id = ? AND offered_at > ?`, chat, a, first); n != 1 {
+		t.Fatal("the later offer to a is gone")
+	}
+	if u, _ := f.s.GetUser(f.ctx, a); u.Status != domain.AgentActive {
+		t.Fatalf("a, back and offered the chat again, was made %s", u.Status)
+	}
 }

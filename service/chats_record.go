@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -43,13 +44,14 @@ func (c *Chats) RecordAccept(ctx context.Context, chatID, agentID uuid.UUID) (mo
 	return out, err
 }
 
-// ExpireOffer takes back an offer the agent did not accept in time and makes
-// the agent Inactive; the chat keeps its place among the waiting chats.
-func (c *Chats) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID) (bool, error) {
+// ExpireOffer takes back the offer made to the agent at offeredAt (zero:
+// whenever) that they did not accept in time and makes the agent Inactive;
+// the chat keeps its place among the waiting chats.
+func (c *Chats) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, offeredAt time.Time) (bool, error) {
 	var expired bool
 	err := wakeRoutingAfter(ctx, c.store, func(tx *models.Store) (bool, error) {
 		var err error
-		expired, err = tx.ExpireOffer(ctx, chatID, agentID)
+		expired, err = tx.ExpireOffer(ctx, chatID, agentID, offeredAt)
 		return expired, err
 	})
 	if err == nil && expired {

@@ -105,7 +105,7 @@ func start(h *harness, in ChatInput) {
 func TestAcceptTimeoutOffersNextAgent(t *testing.T) {
 	h := newHarness(t, domain.RuleAvailableAgent, 0)
 	var expired []string
-	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (bool, error) {
 		expired = append(expired, r.AgentID)
 		return true, nil
 	})

@@ -17,15 +17,19 @@ import (
 func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 	var h *harness
 	var asked activities.IngestRequest
+	var offeredAt time.Time
 	h = newHarnessIngest(t, func(_ context.Context, r activities.IngestRequest) (activities.IngestResult, error) {
 		asked = r
+		offeredAt = h.env.Now().Add(-time.Minute)
 		return activities.IngestResult{Stored: true, ChatID: r.ChatID, QueueID: "q1", RoutingRule: domain.RuleAvailableAgent,
-			Status: domain.ChatOffered, AgentID: "alice", OfferedAt: h.env.Now().Add(-time.Minute), AcceptTimeout: 5 * time.Minute,
+			Status: domain.ChatOffered, AgentID: "alice", OfferedAt: offeredAt, AcceptTimeout: 5 * time.Minute,
 			GateOpened: true}, nil
 	})
 	var expired []string
-	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ChatAgent) (bool, error) {
+	var expiredOffer time.Time
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (bool, error) {
 		expired = append(expired, r.AgentID)
+		expiredOffer = r.OfferedAt
 		return true, nil
 	})
 	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
@@ -60,6 +64,11 @@ func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 	}
 	if len(expired) != 1 {
 		t.Fatalf("ExpireOffer calls: %v, want [alice]", expired)
+	}
+	// The expiry names the offer it takes back, so that a repeat of it can
+	// never take back a later offer to alice.
+	if !expiredOffer.Equal(offeredAt) {
+		t.Fatalf("expiry named the offer of %s, want alice's offer of %s", expiredOffer, offeredAt)
 	}
 	// The opening's own transaction did what the gate step did.
 	h.env.AssertActivityNumberOfCalls(t, "OpenGate", 0)

@@ -120,6 +120,10 @@ type ChatState struct {
 	Status        string
 	AgentID       string
 	OfferDeadline time.Time
+	// OfferedAt is when routing recorded the offer the accept timer runs
+	// for (zero when the offer did not say, or in chats offered before it
+	// was kept): its expiry takes back that offer and no later one.
+	OfferedAt time.Time `json:",omitzero"`
 	// CompletionDeadline is zero while the completion timer is disarmed.
 	CompletionDeadline time.Time
 	CloseReason        string

@@ -41,6 +41,7 @@ func (c *chat) onOffer(ctx workflow.Context, o Offer) {
 	c.s.Status = domain.ChatOffered
 	c.s.AgentID = o.AgentID
 	c.s.OfferDeadline = from.Add(o.AcceptTimeout)
+	c.s.OfferedAt = o.OfferedAt
 }
 
 // expireOffer runs when the offered agent did not accept in time.
@@ -48,7 +49,9 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 	if c.s.Status != domain.ChatOffered || workflow.Now(ctx).Before(c.s.OfferDeadline) {
 		return nil
 	}
-	err := db(ctx, c.conv.ExpireOffer, activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}, nil)
+	// The offer's time keeps a repeated expiry (its workflow task lost after
+	// the first committed) from taking back a later offer to the same agent.
+	err := db(ctx, c.conv.ExpireOffer, activities.ExpireRequest{ChatID: c.s.ChatID, AgentID: c.s.AgentID, OfferedAt: c.s.OfferedAt}, nil)
 	if err != nil {
 		if cancelled(err) {
 			return err
@@ -57,7 +60,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 		// waits again rather than firing the same deadline forever.
 		c.logger.Error("offer expiry refused by the store", "AgentID", c.s.AgentID, "Error", err)
 	}
-	c.s.Status, c.s.AgentID, c.s.OfferDeadline = domain.ChatWaiting, "", time.Time{}
+	c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.OfferedAt = domain.ChatWaiting, "", time.Time{}, time.Time{}
 	c.kick(ctx)
 	return nil
 }

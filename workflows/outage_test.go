@@ -61,7 +61,7 @@ func (c *conversation) OpenGate(context.Context, activities.OpenGateRequest) (bo
 	return true, nil
 }
 
-func (c *conversation) ExpireOffer(ctx context.Context, _ activities.ChatAgent) (bool, error) {
+func (c *conversation) ExpireOffer(ctx context.Context, _ activities.ExpireRequest) (bool, error) {
 	return true, c.down(convOf(ctx) + "/expire")
 }
 
