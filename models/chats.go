@@ -327,13 +327,14 @@ func (s *Store) Accept(ctx context.Context, chatID, agentID uuid.UUID) (AcceptOu
 // offeredAt names the offer (zero: the chat's offer to the agent, whenever
 // made): a repeated expiry, whose first run committed before its workflow
 // task was lost, must not take back a later offer of the chat to the same
-// agent. It reports false when the offer was no longer pending.
+// agent. It reports false when that offer was no longer pending (taken back,
+// accepted, or followed by a later one).
 func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, offeredAt time.Time) (bool, error) {
 	expired := false
 	err := s.withRoutingLock(ctx, func(tx *gorm.DB) error {
 		q := tx.Model(&Chat{}).Where("id = ? AND status = ? AND agent_id = ?", chatID, domain.ChatOffered, agentID)
 		if !offeredAt.IsZero() {
-			// Postgres keeps microseconds, rounded: a millisecond's slack
+			// Postgres keeps microseconds: a millisecond's slack
 			// matches the offer named; a later one follows the expiry, the
 			// agent's return and a dispatcher pass.
 			q = q.Where("offered_at <= ?", offeredAt.Add(time.Millisecond))

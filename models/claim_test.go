@@ -286,7 +286,11 @@ func TestRepeatedExpiryLeavesALaterOfferToTheSameAgent(t *testing.T) {
 	if r.Chat.Status != domain.ChatOffered || *r.Chat.AgentID != a {
 		t.Fatalf("c1: %+v", r.Chat)
 	}
-	first := *r.Chat.OfferedAt
+	// A minute back, so the later offer is later by more than the slack on
+	// any machine.
+	var firsts []time.Time
+	f.must(f.s.Raw(f.ctx, &firsts, `UPDATE chats SET offered_at = offered_at - interval '1 minute' WHERE id = ? RETURNING offered_at`, chat))
+	first := firsts[0]
 	expired, err := f.s.ExpireOffer(f.ctx, chat, a, first)
 	f.must(err)
 	if !expired {

@@ -32,6 +32,9 @@ const (
 	// its queue's chats waits, so a new chat needs no gate step, dispatcher
 	// pass or offer signal.
 	changeClaimOnOpen = "claim-on-open"
+	// changeLaterOfferWins: an offer signal recorded after the offer the chat
+	// holds replaces it (asked only when that happens, so no marker in most chats).
+	changeLaterOfferWins = "later-offer-wins"
 )
 
 // chat is the running state of one ChatWorkflow run. Everything that must

@@ -74,3 +74,62 @@ func TestOpeningThatClaimedAnAgentArmsTheAcceptTimer(t *testing.T) {
 	h.env.AssertActivityNumberOfCalls(t, "OpenGate", 0)
 	h.env.AssertActivityNumberOfCalls(t, "KickDispatch", 0)
 }
+
+// A stale offer re-sent by routing (its first signal arrived but was
+// reported failed) and the chat's later offer to the same agent arrive
+// together after the first offer expired: the later offer is the chat's
+// offer, and its accept timer runs; the stale one is never expired twice.
+func TestLaterOfferReplacesAStaleOneTakenUpFirst(t *testing.T) {
+	h := newHarness(t, domain.RuleAvailableAgent, 0)
+	const timeout = 5 * time.Minute
+	// The store, as the expiry's UPDATE sees it: the chat's offer and its time.
+	var dbAgent string
+	var dbAt time.Time
+	var expired []activities.ExpireRequest
+	h.env.OnActivity(conv.ExpireOffer, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ExpireRequest) (bool, error) {
+		expired = append(expired, r)
+		if r.AgentID != dbAgent || (!r.OfferedAt.IsZero() && dbAt.After(r.OfferedAt.Add(time.Millisecond))) {
+			return false, nil
+		}
+		dbAgent = ""
+		return true, nil
+	})
+	h.env.OnActivity(conv.CloseChat, mock.Anything, mock.Anything).Return(nil)
+	var t0, t2 time.Time
+	h.at(time.Second, func() {
+		t0, dbAgent, dbAt = h.env.Now(), "alice", h.env.Now()
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "alice", AcceptTimeout: timeout, OfferedAt: t0})
+	})
+	h.at(timeout+10*time.Second, func() {
+		if len(expired) != 1 || dbAgent != "" {
+			t.Errorf("alice's first offer did not expire: %+v", expired)
+		}
+		// Alice is back; routing offers her the chat again and re-sends the first offer.
+		t2, dbAgent, dbAt = h.env.Now(), "alice", h.env.Now()
+		id := h.state().ChatID
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: id, AgentID: "alice", AcceptTimeout: timeout, OfferedAt: t0})
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: id, AgentID: "alice", AcceptTimeout: timeout, OfferedAt: t2})
+	})
+	h.at(2*timeout, func() {
+		s := h.state()
+		if s.Status != domain.ChatOffered || s.AgentID != "alice" || !s.OfferedAt.Equal(t2) || !s.OfferDeadline.Equal(t2.Add(timeout)) {
+			t.Errorf("want the later offer held, due at %s, got %s %q offered %s due %s", t2.Add(timeout), s.Status, s.AgentID, s.OfferedAt, s.OfferDeadline)
+		}
+	})
+	h.at(2*timeout+20*time.Second, func() {
+		if dbAgent != "" {
+			t.Errorf("the later offer was never expired: expiries %+v", expired)
+		}
+		h.env.SignalWorkflow(SignalOffer, Offer{ChatID: h.state().ChatID, AgentID: "bob", AcceptTimeout: timeout, OfferedAt: h.env.Now()})
+	})
+	h.at(2*timeout+30*time.Second, func() { h.update(UpdateAccept, AcceptRequest{AgentID: "bob"}) })
+	h.at(2*timeout+40*time.Second, func() { h.update(UpdateClose, CloseRequest{AgentID: "bob"}) })
+	start(h, ChatInput{})
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() != nil {
+		t.Fatalf("workflow: completed=%v err=%v", h.env.IsWorkflowCompleted(), h.env.GetWorkflowError())
+	}
+	last := expired[len(expired)-1]
+	if !last.OfferedAt.Equal(t2) {
+		t.Fatalf("last expiry named %s, want the later offer %s", last.OfferedAt, t2)
+	}
+}

@@ -29,7 +29,17 @@ func (c *chat) kick(ctx workflow.Context) {
 }
 
 func (c *chat) onOffer(ctx workflow.Context, o Offer) {
-	if o.ChatID != c.s.ChatID || c.s.Status != domain.ChatWaiting {
+	if o.ChatID != c.s.ChatID {
+		return
+	}
+	if c.s.Status == domain.ChatOffered && c.supersedes(o) &&
+		workflow.GetVersion(ctx, changeLaterOfferWins, workflow.DefaultVersion, 1) == 1 {
+		// A stale offer (re-sent by routing after a reported failure) was
+		// taken up before this later one: routing records one offer at a
+		// time, so the later is the chat's offer now, and its timer must run.
+		c.s.Status = domain.ChatWaiting
+	}
+	if c.s.Status != domain.ChatWaiting {
 		return // a repeated or stale offer
 	}
 	// The agent's time runs from when routing recorded the offer, however
@@ -42,6 +52,13 @@ func (c *chat) onOffer(ctx workflow.Context, o Offer) {
 	c.s.AgentID = o.AgentID
 	c.s.OfferDeadline = from.Add(o.AcceptTimeout)
 	c.s.OfferedAt = o.OfferedAt
+}
+
+// supersedes reports whether o was recorded by routing after the offer the
+// chat holds (a millisecond's slack: a re-sent offer carries the stored time,
+// in microseconds).
+func (c *chat) supersedes(o Offer) bool {
+	return !o.OfferedAt.IsZero() && !c.s.OfferedAt.IsZero() && o.OfferedAt.After(c.s.OfferedAt.Add(time.Millisecond))
 }
 
 // expireOffer runs when the offered agent did not accept in time.

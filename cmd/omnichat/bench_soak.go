@@ -52,7 +52,7 @@ func runBenchSoak(ctx context.Context, args []string) error {
 	fs.IntVar(&f.acceptEvery, "accept-every", 10, "accept and answer every n-th offered chat, which arms its completion timer")
 	fs.DurationVar(&f.settle, "settle", 2*time.Minute, "how long after the last deadline to wait for timers still due")
 	fs.DurationVar(&f.sample, "sample", 5*time.Second, "RSS sampling interval")
-	fs.DurationVar(&f.waitFor, "wait-for", 0, "after the opening, wait at most this long for timers, then report (0: until no chat is offered or in progress, or -settle after the last deadline); timers not yet due are left out, overdue ones are counted")
+	fs.DurationVar(&f.waitFor, "wait-for", 0, "after the opening, wait at most this long for timers, then report (0: until -settle after the last deadline, or earlier once past it no chat is offered or in progress); timers not yet due are left out, overdue ones are counted")
 	fs.IntVar(&f.workerPID, "worker-pid", 0, "PID of the running worker to watch; 0 starts \"omnichat worker\" with this environment")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `omnichat bench soak: open many chats on one worker process, with their
