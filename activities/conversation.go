@@ -146,14 +146,13 @@ func (a *Conversation) Accept(ctx context.Context, r ChatAgent) (AcceptResult, e
 // ExpireRequest names the offer to take back: the chat's offer to the agent
 // made at OfferedAt (zero: whenever it was made).
 type ExpireRequest struct {
-	ChatID    string
-	AgentID   string
+	ChatAgent
 	OfferedAt time.Time `json:",omitzero"`
 }
 
 // ExpireOffer takes back an unaccepted offer and sets the agent Inactive.
 func (a *Conversation) ExpireOffer(ctx context.Context, r ExpireRequest) (bool, error) {
-	chatID, agentID, err := ChatAgent{ChatID: r.ChatID, AgentID: r.AgentID}.ids()
+	chatID, agentID, err := r.ids()
 	if err != nil {
 		return false, err
 	}

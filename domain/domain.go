@@ -5,6 +5,8 @@
 // words; none is declared twice.
 package domain
 
+import "time"
+
 // Chat statuses, as stored in the chats table and carried by the chat workflow.
 const (
 	// ChatBot: a bot app owns the conversation (Messenger handover); stored, not routed.
@@ -14,6 +16,11 @@ const (
 	ChatInProgress = "in_progress"
 	ChatClosed     = "closed"
 )
+
+// OfferTimeSlack is how far apart two times of one offer may be: routing
+// stamps an offer in nanoseconds and Postgres keeps microseconds, while the
+// chat's next offer comes after an expiry, a return and a routing pass.
+const OfferTimeSlack = time.Millisecond
 
 // Agent statuses.
 const (

@@ -334,10 +334,7 @@ func (s *Store) ExpireOffer(ctx context.Context, chatID, agentID uuid.UUID, offe
 	err := s.withRoutingLock(ctx, func(tx *gorm.DB) error {
 		q := tx.Model(&Chat{}).Where("id = ? AND status = ? AND agent_id = ?", chatID, domain.ChatOffered, agentID)
 		if !offeredAt.IsZero() {
-			// Postgres keeps microseconds: a millisecond's slack
-			// matches the offer named; a later one follows the expiry, the
-			// agent's return and a dispatcher pass.
-			q = q.Where("offered_at <= ?", offeredAt.Add(time.Millisecond))
+			q = q.Where("offered_at <= ?", offeredAt.Add(domain.OfferTimeSlack))
 		}
 		res := q.Updates(map[string]any{"status": domain.ChatWaiting, "agent_id": nil, "offered_at": nil})
 		if res.Error != nil || res.RowsAffected == 0 {

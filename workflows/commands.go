@@ -74,12 +74,12 @@ func (c *chat) accept(ctx workflow.Context, req AcceptRequest) (ChatResult, erro
 		if !res.Accepted {
 			// Postgres knows better (an accept whose answer was lost): adopt it.
 			if res.Status == domain.ChatInProgress {
-				c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.OfferedAt = domain.ChatInProgress, res.AgentID, time.Time{}, time.Time{}
+				c.s.Status, c.s.AgentID, c.s.OfferDeadline = domain.ChatInProgress, res.AgentID, time.Time{}
 				c.changed()
 			}
 			return conflict("chat was already accepted by another agent")
 		}
-		c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.OfferedAt, c.s.CompletionDeadline = domain.ChatInProgress, req.AgentID, time.Time{}, time.Time{}, time.Time{}
+		c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.CompletionDeadline = domain.ChatInProgress, req.AgentID, time.Time{}, time.Time{}
 		c.changed()
 		out = c.result()
 		return nil
@@ -175,7 +175,7 @@ func (c *chat) closed(ctx workflow.Context, reason string) error {
 		}
 	}
 	hadAgent := c.s.AgentID != ""
-	c.s.Status, c.s.CloseReason, c.s.CompletionDeadline, c.s.OfferDeadline, c.s.OfferedAt = domain.ChatClosed, reason, time.Time{}, time.Time{}, time.Time{}
+	c.s.Status, c.s.CloseReason, c.s.CompletionDeadline, c.s.OfferDeadline = domain.ChatClosed, reason, time.Time{}, time.Time{}
 	if hadAgent {
 		c.kick(ctx) // capacity freed
 	}

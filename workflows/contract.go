@@ -121,9 +121,10 @@ type ChatState struct {
 	AgentID       string
 	OfferDeadline time.Time
 	// OfferedAt is when routing recorded the offer the accept timer runs
-	// for (zero when the offer did not say, or in a state carried over by
-	// an earlier release's continue-as-new): its expiry takes back that
-	// offer and no later one.
+	// for, read only while Status is offered (each offer sets it; zero when
+	// the offer did not say, or in a state carried over by an earlier
+	// release's continue-as-new): its expiry takes back that offer and no
+	// later one.
 	OfferedAt time.Time `json:",omitzero"`
 	// CompletionDeadline is zero while the completion timer is disarmed.
 	CompletionDeadline time.Time

@@ -55,10 +55,9 @@ func (c *chat) onOffer(ctx workflow.Context, o Offer) {
 }
 
 // supersedes reports whether o was recorded by routing after the offer the
-// chat holds (a millisecond's slack: a re-sent offer carries the stored time,
-// in microseconds).
+// chat holds (a re-sent offer carries the stored time, in microseconds).
 func (c *chat) supersedes(o Offer) bool {
-	return !o.OfferedAt.IsZero() && !c.s.OfferedAt.IsZero() && o.OfferedAt.After(c.s.OfferedAt.Add(time.Millisecond))
+	return !o.OfferedAt.IsZero() && !c.s.OfferedAt.IsZero() && o.OfferedAt.After(c.s.OfferedAt.Add(domain.OfferTimeSlack))
 }
 
 // expireOffer runs when the offered agent did not accept in time.
@@ -68,7 +67,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 	}
 	// The offer's time keeps a repeated expiry (its workflow task lost after
 	// the first committed) from taking back a later offer to the same agent.
-	err := db(ctx, c.conv.ExpireOffer, activities.ExpireRequest{ChatID: c.s.ChatID, AgentID: c.s.AgentID, OfferedAt: c.s.OfferedAt}, nil)
+	err := db(ctx, c.conv.ExpireOffer, activities.ExpireRequest{ChatAgent: activities.ChatAgent{ChatID: c.s.ChatID, AgentID: c.s.AgentID}, OfferedAt: c.s.OfferedAt}, nil)
 	if err != nil {
 		if cancelled(err) {
 			return err
@@ -77,7 +76,7 @@ func (c *chat) expireOffer(ctx workflow.Context) error {
 		// waits again rather than firing the same deadline forever.
 		c.logger.Error("offer expiry refused by the store", "AgentID", c.s.AgentID, "Error", err)
 	}
-	c.s.Status, c.s.AgentID, c.s.OfferDeadline, c.s.OfferedAt = domain.ChatWaiting, "", time.Time{}, time.Time{}
+	c.s.Status, c.s.AgentID, c.s.OfferDeadline = domain.ChatWaiting, "", time.Time{}
 	c.kick(ctx)
 	return nil
 }
